@@ -1,0 +1,57 @@
+"""The plan of a short: what the director produces and every later stage consumes.
+
+These are the *static* shapes. `studio.agents.schema.plan_model_from_registry()` builds the constrained
+variant for decoding, where character names, voices, effects and shot types become enums from the live
+registry; every plan, whatever its source, is validated again with `validate_plan()` there.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Source = Literal["generate", "footage", "storyboard"]
+ShotSize = Literal["wide", "medium", "close-up", "extreme-close-up"]
+CameraMove = Literal["static", "pan-left", "pan-right", "tilt-up", "tilt-down", "push-in", "pull-out"]
+TimeOfDay = Literal["dawn", "day", "sunset", "night"]
+Emotion = Literal["neutral", "happy", "excited", "sad", "angry", "scared", "determined", "surprised", "curious"]
+EMOTIONS: tuple[str, ...] = Emotion.__args__  # type: ignore[attr-defined]
+
+MIN_SHOT_S = 1.5
+MAX_SHOT_S = 12.0
+MAX_SHOTS = 24
+
+
+class Dialogue(BaseModel):
+    character: str = Field(max_length=40)  # character id from configs/characters.yaml
+    line: str = Field(min_length=1, max_length=240)
+    emotion: Emotion = "neutral"
+    intensity: float = Field(default=0.5, ge=0.0, le=1.0)
+
+
+class Shot(BaseModel):
+    id: int = Field(ge=1)
+    source: Source = "storyboard"
+    characters: list[str] = Field(default=[], max_length=3)  # character ids
+    action: str = Field(min_length=1, max_length=200)
+    emotion: Emotion = "neutral"
+    location: str = Field(default="", max_length=80)
+    time_of_day: TimeOfDay = "day"
+    camera: ShotSize = "medium"
+    camera_move: CameraMove = "static"
+    duration: float = Field(default=4.0, ge=MIN_SHOT_S, le=MAX_SHOT_S)
+    dialogue: Dialogue | None = None
+    effects: list[str] = Field(default=[], max_length=3)  # effect or parody-recipe names
+    footage_query: str | None = Field(default=None, max_length=120)  # for source == "footage"
+
+
+class Plan(BaseModel):
+    title: str = Field(min_length=1, max_length=80)
+    logline: str = Field(default="", max_length=240)
+    characters: list[str] = []
+    shots: list[Shot] = Field(min_length=1, max_length=MAX_SHOTS)
+
+    @property
+    def total_duration(self) -> float:
+        return sum(s.duration for s in self.shots)

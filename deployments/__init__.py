@@ -1,0 +1,1 @@
+"""Part of the studio package (mapped in by package-dir)."""

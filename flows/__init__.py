@@ -1,0 +1,1 @@
+"""Prefect flows: thin, compose tasks. Loaded by path by Prefect: import siblings as studio.*."""

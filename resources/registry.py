@@ -1,0 +1,130 @@
+"""Explicit backend registry: (modality, backend name) → "module:Class", imported lazily.
+
+Importing flows never imports torch: a backend's module is imported only when `load_backend` is called.
+Each backend class takes `(name: str, entry: ModelEntry)` and exposes `heavy: bool` and `model_id: str`
+(id@revision, part of every recipe it produces).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from studio.configs.schema import ModelEntry, StudioError, UnknownNameError, studio_config
+
+BACKENDS: dict[str, dict[str, str]] = {
+    "image": {
+        "storyboard": "studio.resources.storyboard:StoryboardImageBackend",
+        "diffusers-sdxl": "studio.resources.sdxl:DiffusersSDXLBackend",
+    },
+    "voice": {
+        "piper": "studio.resources.voice_piper:PiperVoiceBackend",
+        "gpt-sovits": "studio.resources.voice_gptsovits:GPTSoVITSVoiceBackend",
+        "hibari": "studio.resources.voice_hibari:HibariVoiceBackend",
+        "espeak": "studio.resources.voice_espeak:EspeakVoiceBackend",
+    },
+    "llm": {
+        "llama-cpp": "studio.resources.llm_servers:LlamaCppEndpoint",
+        "vllm": "studio.resources.llm_servers:VLLMEndpoint",
+        "openai-compatible": "studio.resources.llm:OpenAICompatibleEndpoint",
+    },
+    "judge": {
+        "metric": "studio.agents.judge:MetricJudge",
+        "vlm": "studio.agents.judge:VLMJudge",
+    },
+    "embedder": {
+        "sentence-transformers": "studio.resources.knowledge:SentenceTransformerEmbedder",
+    },
+    "face": {
+        "mediapipe": "studio.resources.faces:MediapipeFaceEmbedder",
+        "insightface": "studio.resources.faces:InsightFaceEmbedder",
+    },
+    "lipsync": {
+        "wav2lip": "studio.resources.lipsync:Wav2LipBackend",
+    },
+}
+
+
+class BackendError(StudioError):
+    pass
+
+
+def import_backend_class(modality: str, backend: str) -> type:
+    try:
+        target = BACKENDS[modality][backend]
+    except KeyError:
+        known = ", ".join(sorted(BACKENDS.get(modality, {}))) or "none"
+        raise UnknownNameError(f"unknown {modality} backend '{backend}' (known: {known}); "
+                               "fix 'backend:' in configs/models.yaml") from None
+    module_name, _, cls_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise BackendError(f"{modality} backend '{backend}' needs a package that is not installed ({e.name}). "
+                           "Install the matching extra (e.g. `pip install -e .[gpu]`) or pick another "
+                           "backend in configs/models.yaml.") from e
+    return getattr(module, cls_name)
+
+
+def resolve_profile(profile: str | None = None) -> str:
+    """`auto` → `gpu` only when CUDA is present and the gpu profile's models are configured."""
+    from studio.configs.settings import get_settings
+
+    profile = profile or get_settings().profile
+    if profile != "auto":
+        return profile
+    cfg = studio_config().models
+    if "gpu" not in cfg.profiles:
+        return "preview"
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return "preview"
+    except ImportError:
+        return "preview"
+    for role, name in cfg.profiles["gpu"].model_dump().items():
+        entry = cfg.models.get(name) if name else None
+        if entry is not None and entry.heavy and entry.source and not _source_available(entry.source):
+            return "preview"
+    return "gpu"
+
+
+def _source_available(source: str) -> bool:
+    from pathlib import Path
+
+    if Path(source).expanduser().exists():
+        return True
+    try:  # a Hugging Face id counts when it is in the local cache (we never download at run time)
+        from huggingface_hub import snapshot_download
+
+        snapshot_download(source, local_files_only=True)
+        return True
+    except Exception:
+        return False
+
+
+def model_entry(role: str, profile: str | None = None) -> tuple[str, ModelEntry]:
+    cfg = studio_config().models
+    prof = resolve_profile(profile)
+    if prof not in cfg.profiles:
+        raise StudioError(f"profile '{prof}' is not defined in configs/models.yaml (known: "
+                          f"{', '.join(cfg.profiles)})")
+    name = getattr(cfg.profiles[prof], role, None)
+    if not name:
+        raise StudioError(f"profile '{prof}' names no '{role}' model in configs/models.yaml")
+    return name, cfg.models[name]
+
+
+def load_backend(role: str, profile: str | None = None, name: str | None = None, **kwargs: Any) -> Any:
+    """Instantiate the backend the profile (or an explicit model name) selects for a role."""
+    if name is None:
+        name, entry = model_entry(role, profile)
+    else:
+        try:
+            entry = studio_config().models.models[name]
+        except KeyError:
+            known = ", ".join(sorted(studio_config().models.models))
+            raise UnknownNameError(f"unknown model '{name}' (known: {known})") from None
+    cls = import_backend_class(entry.modality, entry.backend)
+    return cls(name, entry, **kwargs)

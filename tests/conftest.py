@@ -1,0 +1,69 @@
+"""Test session set-up: a private STUDIO_HOME and a real Prefect server on 127.0.0.1.
+
+The environment is set here, at conftest import, because Prefect reads its settings when it is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+_HOME = Path(tempfile.mkdtemp(prefix="studio-test-home-"))
+os.environ["STUDIO_HOME"] = str(_HOME)
+os.environ.setdefault("STUDIO_PREFECT__PORT", str(_free_port()))
+os.environ.pop("PREFECT_API_URL", None)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from studio.configs.settings import get_settings  # noqa: E402
+from studio.resources.prefect_server import configure_prefect_env  # noqa: E402
+
+get_settings.cache_clear()
+configure_prefect_env()
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def studio_home() -> Path:
+    return _HOME
+
+
+@pytest.fixture(scope="session")
+def prefect_server(studio_home: Path):
+    """A real Prefect API server on loopback, started through the studio's own `start_server`."""
+    from studio.resources.prefect_server import start_server, stop_server
+
+    st = start_server()
+    from studio.resources.gpu_limit import ensure_gpu_limit
+
+    ensure_gpu_limit()
+    yield st.api_url
+    stop_server()
+
+
+@pytest.fixture
+def isolated_store(tmp_path, monkeypatch):
+    """A fresh artifact store folder for one test (settings re-read)."""
+    monkeypatch.setenv("STUDIO_STORE__URI", str(tmp_path / "store"))
+    get_settings.cache_clear()
+    yield tmp_path / "store"
+    get_settings.cache_clear()
+
+
+def studio_env(**extra: str) -> dict[str, str]:
+    """Environment for subprocesses (CLI, flow processes) that share this test session's home and server."""
+    env = {**os.environ, **extra}
+    return env
