@@ -13,7 +13,7 @@ import zlib
 from prefect import flow, get_run_logger, task
 
 from studio.resources.artifacts import ArtifactRef, ArtifactStore, Recipe
-from studio.resources.gpu_limit import ensure_gpu_limit
+from studio.resources.prefect_server import prepare_flow_run
 from studio.resources.residency import HeavyModel, get_residency
 from studio.tasks.caching import generation_task_options, heavy_tags
 
@@ -40,6 +40,14 @@ def _note_execution(step: int) -> None:
             f.write(f"{os.getpid()} step={step} t={time.time()}\n")
 
 
+def _forced_hold(step: int) -> float:
+    """STUDIO_DEMO_HOLD=STEP:SECONDS makes one step hold the GPU long enough to be killed mid-task."""
+    spec = os.environ.get("STUDIO_DEMO_HOLD", "")
+    if ":" in spec and int(spec.split(":")[0]) == step:
+        return float(spec.split(":")[1])
+    return 0.0
+
+
 @task(task_run_name="transform-{step}", **generation_task_options(heavy=True))
 def transform_with_model(recipe: Recipe, step: int, model_name: str, hold_s: float = 0.0) -> ArtifactRef:
     import numpy as np
@@ -52,6 +60,7 @@ def transform_with_model(recipe: Recipe, step: int, model_name: str, hold_s: flo
         x = torch.randn(8, 64, generator=gen)
         with torch.no_grad():
             y = model(x.to(next(model.parameters()).device)).cpu().numpy()
+        hold_s = hold_s or _forced_hold(step)
         if hold_s:
             time.sleep(hold_s)  # stands in for a long render while the slot and the model are held
     with store.writing(recipe, ".npy", "application/x-npy") as out:
@@ -63,7 +72,7 @@ def transform_with_model(recipe: Recipe, step: int, model_name: str, hold_s: flo
 @flow(name="heavy-demo", flow_run_name="heavy-demo-{label}")
 def heavy_demo(label: str = "demo", n_tasks: int = 3, hold_s: float = 0.0, alternate_models: bool = True
                ) -> list[ArtifactRef]:
-    ensure_gpu_limit()
+    prepare_flow_run(heavy=True)
     logger = get_run_logger()
     refs: list[ArtifactRef] = []
     for step in range(1, n_tasks + 1):
@@ -74,11 +83,3 @@ def heavy_demo(label: str = "demo", n_tasks: int = 3, hold_s: float = 0.0, alter
         refs.append(t(recipe, step, model, hold_s))
         logger.info("step %d → %s", step, refs[-1].short)
     return refs
-
-
-if __name__ == "__main__":
-    import sys
-
-    heavy_demo(label=sys.argv[1] if len(sys.argv) > 1 else "demo",
-               n_tasks=int(sys.argv[2]) if len(sys.argv) > 2 else 3,
-               hold_s=float(sys.argv[3]) if len(sys.argv) > 3 else 0.0)

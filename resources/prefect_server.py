@@ -199,3 +199,25 @@ def _tail(path: Path, n: int = 15) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
     except OSError:
         return "(no log)"
+
+
+def ensure_result_storage(s: StudioSettings | None = None) -> str | None:
+    """On an S3 store, save the RemoteFileSystem block that PREFECT_DEFAULT_RESULT_STORAGE_BLOCK names."""
+    s = s or get_settings()
+    if not s.store_uri.startswith("s3://"):
+        return None
+    from prefect.filesystems import RemoteFileSystem
+
+    block = RemoteFileSystem(basepath=f"{s.store_uri.rstrip('/')}/prefect-results", settings=s.storage_options())
+    block.save(RESULTS_BLOCK, overwrite=True)
+    return f"remote-file-system/{RESULTS_BLOCK}"
+
+
+def prepare_flow_run(heavy: bool = True) -> None:
+    """Start-of-flow checks: server reachable, gpu-heavy limit verified (heavy flows), result storage saved."""
+    require_server()
+    if heavy:
+        from studio.resources.gpu_limit import ensure_gpu_limit
+
+        ensure_gpu_limit()
+    ensure_result_storage()

@@ -83,7 +83,7 @@ def resolve_profile(profile: str | None = None) -> str:
             return "preview"
     except ImportError:
         return "preview"
-    for role, name in cfg.profiles["gpu"].model_dump().items():
+    for name in cfg.profiles["gpu"].model_dump().values():
         entry = cfg.models.get(name) if name else None
         if entry is not None and entry.heavy and entry.source and not _source_available(entry.source):
             return "preview"

@@ -118,6 +118,7 @@ def doctor() -> None:
 
 
 def demo(label: str = typer.Option("demo"), tasks: int = typer.Option(3, min=1, max=50),
+         hold_s: float = typer.Option(0.0, help="seconds each task holds the model (simulates a long render)"),
          start_server: bool = typer.Option(True, help="start the local server when it is down")) -> None:
     """Run the spine's smoke flow: heavy tasks through the residency manager, cached on rerun."""
     from studio.resources.prefect_server import server_status
@@ -130,7 +131,7 @@ def demo(label: str = typer.Option("demo"), tasks: int = typer.Option(3, min=1, 
         _start()
     from studio.flows.heavy_demo import heavy_demo
 
-    refs = heavy_demo(label=label, n_tasks=tasks)
+    refs = heavy_demo(label=label, n_tasks=tasks, hold_s=hold_s)
     for r in refs:
         out.print(f"{r.stage} {r.short} {r.uri}")
 
