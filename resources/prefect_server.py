@@ -21,7 +21,12 @@ from pathlib import Path
 from studio.configs.schema import StudioError
 from studio.configs.settings import StudioSettings, get_settings
 
-RESULTS_BLOCK = "studio-results"
+
+def results_block_name(s: StudioSettings) -> str:
+    """One RemoteFileSystem block per store URI, so two studios on one server never share result storage."""
+    import hashlib
+
+    return "studio-results-" + hashlib.sha256(s.store_uri.encode()).hexdigest()[:10]
 
 
 class ServerDownError(StudioError):
@@ -47,7 +52,7 @@ def server_env(s: StudioSettings | None = None) -> dict[str, str]:
         "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING"),
     }
     if s.store_uri.startswith("s3://"):
-        env["PREFECT_DEFAULT_RESULT_STORAGE_BLOCK"] = f"remote-file-system/{RESULTS_BLOCK}"
+        env["PREFECT_DEFAULT_RESULT_STORAGE_BLOCK"] = f"remote-file-system/{results_block_name(s)}"
     return env
 
 
@@ -202,15 +207,18 @@ def _tail(path: Path, n: int = 15) -> str:
 
 
 def ensure_result_storage(s: StudioSettings | None = None) -> str | None:
-    """On an S3 store, save the RemoteFileSystem block that PREFECT_DEFAULT_RESULT_STORAGE_BLOCK names."""
+    """On an S3 store, save the RemoteFileSystem block that PREFECT_DEFAULT_RESULT_STORAGE_BLOCK names.
+
+    Must run before a flow starts (Prefect resolves the default result storage at flow start): the CLI and
+    `studio worker start` call it; flows call it again through `prepare_flow_run`."""
     s = s or get_settings()
     if not s.store_uri.startswith("s3://"):
         return None
     from prefect.filesystems import RemoteFileSystem
 
     block = RemoteFileSystem(basepath=f"{s.store_uri.rstrip('/')}/prefect-results", settings=s.storage_options())
-    block.save(RESULTS_BLOCK, overwrite=True)
-    return f"remote-file-system/{RESULTS_BLOCK}"
+    block.save(results_block_name(s), overwrite=True)
+    return f"remote-file-system/{results_block_name(s)}"
 
 
 def prepare_flow_run(heavy: bool = True) -> None:

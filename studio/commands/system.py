@@ -130,6 +130,9 @@ def demo(label: str = typer.Option("demo"), tasks: int = typer.Option(3, min=1, 
         out.print("Prefect server is not running: starting it (studio server start)…")
         _start()
     from studio.flows.heavy_demo import heavy_demo
+    from studio.resources.prefect_server import ensure_result_storage
+
+    ensure_result_storage()
 
     refs = heavy_demo(label=label, n_tasks=tasks, hold_s=hold_s)
     for r in refs:
