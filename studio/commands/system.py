@@ -139,7 +139,48 @@ def demo(label: str = typer.Option("demo"), tasks: int = typer.Option(3, min=1, 
         out.print(f"{r.stage} {r.short} {r.uri}")
 
 
+worker_app = typer.Typer(help="Prefect workers that run the studio's deployments.", no_args_is_help=True)
+
+
+@worker_app.command("start")
+def worker_start(queue: list[str] = typer.Option([], "--queue", "-q", help="work queue(s); default: all"),
+                 limit: int = typer.Option(1, help="flow runs at once on this host (1 per GPU)")) -> None:
+    """Start a process worker on the studio pool (configured for this studio home and store)."""
+    import os
+    import sys
+
+    from studio.deployments.bootstrap import POOL
+    from studio.resources.prefect_server import ensure_result_storage, require_server
+
+    require_server()
+    ensure_result_storage()
+    args = [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--limit", str(limit)]
+    for q in queue:
+        args += ["--work-queue", q]
+    out.print(f"worker on pool {POOL} ({', '.join(queue) or 'all queues'}), API {os.environ['PREFECT_API_URL']}")
+    os.execve(sys.executable, args, os.environ.copy())
+
+
+def deploy() -> None:
+    """Create the work pool, queues and gpu-heavy limit (idempotent), then `prefect deploy --all`."""
+    import subprocess
+    import sys
+
+    from studio import repo_root
+    from studio.deployments.bootstrap import bootstrap
+
+    root = repo_root()
+    if root is None:
+        raise StudioError("`studio deploy` runs from a source checkout (it needs prefect.yaml and flows/)")
+    out.print(bootstrap())
+    r = subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"], cwd=root)
+    if r.returncode:
+        raise typer.Exit(r.returncode)
+
+
 def register(app: typer.Typer) -> None:
+    app.add_typer(worker_app, name="worker")
+    app.command("deploy")(deploy)
     app.add_typer(server_app, name="server")
     app.add_typer(gpu_app, name="gpu")
     app.command("doctor")(doctor)

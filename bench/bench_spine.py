@@ -1,0 +1,109 @@
+"""Spine benchmarks: gpu-heavy hand-off between two processes, Prefect overhead per task, cached rerun.
+
+    .venv/bin/python bench/bench_spine.py [--repeats 5]
+
+Starts its own Prefect server (temp STUDIO_HOME, 127.0.0.1) and stops it. Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HOME = tempfile.mkdtemp(prefix="studio-bench-")
+os.environ["STUDIO_HOME"] = HOME
+with socket.socket() as _s:
+    _s.bind(("127.0.0.1", 0))
+    os.environ["STUDIO_PREFECT__PORT"] = str(_s.getsockname()[1])
+
+from studio.resources.prefect_server import configure_prefect_env, start_server, stop_server  # noqa: E402
+
+configure_prefect_env()
+
+STUDIO = [sys.executable, "-m", "studio.cli"]
+
+
+def handoff_once(tag: str) -> float:
+    """Two processes, one heavy task each holding the slot 2 s: gap from A's park to B's load."""
+    from studio.resources.residency import read_residency_log
+
+    n0 = len(read_residency_log())
+    procs = [subprocess.Popen([*STUDIO, "demo", "--label", f"{tag}-{i}", "--tasks", "1", "--hold-s", "2",
+                               "--no-start-server"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for i in range(2)]
+    for p in procs:
+        assert p.wait(300) == 0
+    rows = read_residency_log()[n0:]
+    parks = [r for r in rows if r["event"] == "park"]
+    loads = [r for r in rows if r["event"] == "load"]
+    first_park = min(parks, key=lambda r: r["t"])
+    second_load = max(loads, key=lambda r: r["t"])
+    return second_load["t"] - second_load.get("seconds", 0) - first_park["t"]
+
+
+def overhead_per_task(n: int = 20) -> float:
+    from prefect import flow, task
+
+    def work(i: int) -> int:
+        return i * i
+
+    t_work = task(work, persist_result=False, cache_policy=None)
+
+    @flow(persist_result=False)
+    def many() -> int:
+        return sum(t_work(i) for i in range(n))
+
+    many()  # warm-up (flow registration)
+    t0 = time.perf_counter()
+    many()
+    with_prefect = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    sum(work(i) for i in range(n))
+    plain = time.perf_counter() - t0
+    return (with_prefect - plain) / n * 1000
+
+
+def cached_rerun(n: int = 20) -> tuple[float, float]:
+    cmd = [*STUDIO, "demo", "--label", f"rerun-{time.time_ns()}", "--tasks", str(n), "--no-start-server"]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return first, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    start_server()
+    from studio.resources.gpu_limit import ensure_gpu_limit
+
+    ensure_gpu_limit()
+    try:
+        handoffs = [handoff_once(f"h{i}") for i in range(args.repeats)]
+        overheads = [overhead_per_task() for _ in range(args.repeats)]
+        reruns = [cached_rerun() for _ in range(max(2, args.repeats // 2))]
+    finally:
+        stop_server()
+    first = statistics.median(r[0] for r in reruns)
+    again = statistics.median(r[1] for r in reruns)
+    print("| metric | median | all runs |")
+    print("|---|---|---|")
+    print(f"| gpu-heavy hand-off between 2 processes (park → next load) | {statistics.median(handoffs):.2f} s | "
+          + ", ".join(f"{h:.2f}" for h in handoffs) + " |")
+    print(f"| Prefect overhead per task (20-task flow, in-process) | {statistics.median(overheads):.1f} ms | "
+          + ", ".join(f"{o:.1f}" for o in overheads) + " |")
+    print(f"| 20-task heavy flow: first run / cached rerun (wall, incl. CLI start) | {first:.1f} s / {again:.1f} s "
+          f"= {first / again:.2f}× | " + ", ".join(f"{a:.1f}/{b:.1f}" for a, b in reruns) + " |")
+
+
+if __name__ == "__main__":
+    main()
