@@ -168,8 +168,9 @@ def create_short(request: str, profile: str = "preview", shots: int | None = Non
     index_knowledge()  # incremental: unchanged documents are not embedded again
     if plan is not None:
         the_plan = validate_plan(plan.get("plan", plan))
-        plan_ref = store.put_json(shorts_plan_recipe(the_plan), {"plan": the_plan.model_dump(mode="json"),
-                                                                 "report": {"source": "user"}})
+        recipe = shorts_plan_recipe(the_plan)
+        plan_ref = store.lookup(recipe) or store.put_json(recipe, {"plan": the_plan.model_dump(mode="json"),
+                                                                    "report": {"source": "user"}})
     else:
         plan_ref = plan_short_in_flow(request, shots, seed, profile)
         the_plan = load_plan(plan_ref)
@@ -244,7 +245,8 @@ def create_short(request: str, profile: str = "preview", shots: int | None = Non
     manifest = {
         "request": request, "profile": profile, "seed": seed, "plan": the_plan.model_dump(mode="json"),
         "plan_artifact": _ref_entry(store, plan_ref), "director": plan_report,
-        "shots": [{"id": s.id, "keyframe": _ref_entry(store, keyframes.get(s.id)),
+        "shots": [{"id": s.id, "planned_s": s.duration,
+                   "seconds": float(store.sidecar(seg)["extra"]["duration"]), "keyframe": _ref_entry(store, keyframes.get(s.id)),
                    "footage": store.read_json(footage[s.id]) if s.id in footage else None,
                    "footage_artifact": _ref_entry(store, footage.get(s.id)),
                    "voice": _ref_entry(store, voices.get(s.id)),

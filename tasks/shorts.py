@@ -144,13 +144,24 @@ def shot_seconds(shot: Shot, voice_s: float | None) -> float:
     return round(max(shot.duration, VOICE_LEAD_S + voice_s + VOICE_TAIL_S), 3)
 
 
+def caption_for(shot: Shot, max_chars: int = 48) -> str:
+    """The on-screen caption a parody recipe's caption step shows: the shot's action, cut at a word."""
+    text = shot.action.strip().rstrip(".")
+    if len(text) > max_chars:
+        text = text[:max_chars].rsplit(" ", 1)[0] + "…"
+    return text.upper()
+
+
 def segment_spec_for(shot: Shot, *, keyframe: Path | None, footage: dict | None, voice: Path | None,
                      voice_s: float | None) -> Any:
     from studio.resources.editing import SegmentSpec
+    from studio.resources.effects import resolve_effects
 
+    needs_caption = any(e.name == "caption" for e in resolve_effects(list(shot.effects)))
     common: dict[str, Any] = {
         "subtitle": shot.dialogue.line if shot.dialogue else None,
         "voice": voice, "voice_offset": VOICE_LEAD_S if voice else 0.0,
+        "caption": caption_for(shot) if needs_caption else None,
     }
     if footage is not None:
         return SegmentSpec(video=Path(footage["video"]), start=footage["start"], end=footage["end"],

@@ -22,6 +22,7 @@ def _free_port() -> int:
 _HOME = Path(tempfile.mkdtemp(prefix="studio-test-home-"))
 os.environ["STUDIO_HOME"] = str(_HOME)
 os.environ.setdefault("STUDIO_PREFECT__PORT", str(_free_port()))
+os.environ.setdefault("STUDIO_LLM__PORT", str(_free_port()))
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -52,6 +53,25 @@ def prefect_server(studio_home: Path):
     ensure_gpu_limit()
     yield st.api_url
     stop_server()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_managed_servers_at_exit(studio_home: Path):
+    """LLM/TTS servers the studio starts in the background (PID files under run/) die with the session."""
+    yield
+    import signal
+
+    for pid_file in (studio_home / "run").glob("*.pid"):
+        if pid_file.name == "prefect-server.pid":
+            continue  # stopped by its own fixture
+        try:
+            pid = int(pid_file.read_text().split()[0])
+            os.killpg(pid, signal.SIGTERM)
+        except (ValueError, OSError):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except (OSError, UnboundLocalError):
+                pass
 
 
 @pytest.fixture
