@@ -95,43 +95,88 @@ class PiperVoiceBackend:
     def session(self) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()
 
-    def _voice(self, source: str):
+    def _voice(self, source: str, seed: int | None = None):
+        """A PiperVoice for `source`. With a seed (and the `onnx` package), a fresh session over a copy of the
+        graph whose RandomNormalLike nodes carry that seed: piper's noise is drawn inside the model, so this is
+        what makes the same line with the same seed come out as the same samples (reproducible shorts)."""
+        import onnxruntime
+        from piper import PiperVoice
+        from piper.config import PiperConfig
+
+        path = resolve_piper_model(source)
+        opts = onnxruntime.SessionOptions()
+        opts.intra_op_num_threads = self.cfg.threads  # the machine is shared; piper's default takes all
+        opts.inter_op_num_threads = 1
+        config = PiperConfig.from_dict(__import__("json").loads(Path(f"{path}.json").read_text()))
+        graph = self._seedable_graph(path) if seed is not None else None
+        if graph is not None:
+            for node in graph.graph.node:
+                if node.op_type in ("RandomNormalLike", "RandomUniformLike", "RandomNormal", "RandomUniform"):
+                    for attr in node.attribute:
+                        if attr.name == "seed":
+                            attr.f = float(seed % 2**24)
+                            break
+                    else:
+                        import onnx
+
+                        node.attribute.append(onnx.helper.make_attribute("seed", float(seed % 2**24)))
+            session = onnxruntime.InferenceSession(graph.SerializeToString(), sess_options=opts,
+                                                   providers=["CPUExecutionProvider"])
+            return PiperVoice(session=session, config=config)
         with self._lock:
             if source not in self._voices:
-                import onnxruntime
-                from piper import PiperVoice
-                from piper.config import PiperConfig
-
-                path = resolve_piper_model(source)
-                opts = onnxruntime.SessionOptions()
-                opts.intra_op_num_threads = self.cfg.threads  # the machine is shared; piper's default takes all
-                opts.inter_op_num_threads = 1
-                config = PiperConfig.from_dict(__import__("json").loads(Path(f"{path}.json").read_text()))
                 session = onnxruntime.InferenceSession(str(path), sess_options=opts,
                                                        providers=["CPUExecutionProvider"])
                 self._voices[source] = PiperVoice(session=session, config=config)
             return self._voices[source]
+
+    def _seedable_graph(self, path: Path):
+        """The parsed ONNX graph (kept per process), or None when the `onnx` package is missing."""
+        with self._lock:
+            key = f"graph:{path}"
+            if key not in self._voices:
+                try:
+                    import onnx
+                except ImportError:
+                    return None
+                self._voices[key] = onnx.load(str(path))
+            return self._voices[key]
+
+    def heavy_model(self, source: str):
+        """Piper's model as the residency manager sees it: loads are recorded, and on one device only one
+        model runs at a time (across processes too), like the heavy models."""
+        from studio.resources.residency import HeavyModel
+
+        return HeavyModel(name=f"piper/{Path(str(resolve_piper_model(source))).stem}",
+                          load=lambda device: self._seedable_graph(Path(resolve_piper_model(source))),
+                          activate=lambda handle, device: handle, park=lambda handle: handle, est_host_gb=0.2)
 
     def synthesize(self, req: SynthesisRequest) -> np.ndarray:
         from piper import SynthesisConfig
 
         self.check_available()
         source = req.voice.piper.model or self.source
-        voice = self._voice(source)
-        espeak_voice = self.cfg.languages.get(req.language)
-        if espeak_voice and espeak_voice != voice.config.espeak_voice:
-            voice = dataclasses.replace(voice, config=dataclasses.replace(voice.config, espeak_voice=espeak_voice))
-        p = req.prosody
-        noise_scale = req.voice.piper.noise_scale if req.voice.piper.noise_scale is not None else p.noise_scale
-        noise_w = req.voice.piper.noise_w if req.voice.piper.noise_w is not None else p.noise_w
-        # piper's noise is not seedable; a retry nudges the phoneme-duration noise so it really differs
-        noise_w *= 1.0 + 0.05 * req.attempt
-        syn = SynthesisConfig(speaker_id=req.voice.piper.speaker, length_scale=1.0 / max(p.tempo, 0.1),
-                              noise_scale=noise_scale, noise_w_scale=noise_w, normalize_audio=True)
-        try:
-            chunks = [c.audio_float_array for c in voice.synthesize(req.text, syn)]
-        except Exception as e:  # noqa: BLE001 - onnxruntime/espeak errors
-            raise SynthesisError(f"piper failed on {req.text[:60]!r}: {e}") from e
+        import zlib
+
+        from studio.resources.residency import get_residency
+
+        seed = zlib.crc32(f"{req.seed}|{req.voice_id}|{req.emotion}|{req.attempt}|{req.text}".encode())
+        with get_residency().use(self.heavy_model(source)):
+            voice = self._voice(source, seed)
+            espeak_voice = self.cfg.languages.get(req.language)
+            if espeak_voice and espeak_voice != voice.config.espeak_voice:
+                voice = dataclasses.replace(voice, config=dataclasses.replace(voice.config, espeak_voice=espeak_voice))
+            p = req.prosody
+            noise_scale = req.voice.piper.noise_scale if req.voice.piper.noise_scale is not None else p.noise_scale
+            noise_w = req.voice.piper.noise_w if req.voice.piper.noise_w is not None else p.noise_w
+            # a retry also nudges the phoneme-duration noise so it really differs
+            noise_w *= 1.0 + 0.05 * req.attempt
+            syn = SynthesisConfig(speaker_id=req.voice.piper.speaker, length_scale=1.0 / max(p.tempo, 0.1),
+                                  noise_scale=noise_scale, noise_w_scale=noise_w, normalize_audio=True)
+            try:
+                chunks = [c.audio_float_array for c in voice.synthesize(req.text, syn)]
+            except Exception as e:  # noqa: BLE001 - onnxruntime/espeak errors
+                raise SynthesisError(f"piper failed on {req.text[:60]!r}: {e}") from e
         if not chunks:
             raise SynthesisError(f"piper produced no audio for {req.text[:60]!r} (no phonemes?)")
         sr = voice.config.sample_rate
