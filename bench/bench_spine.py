@@ -56,7 +56,8 @@ def handoff_once(tag: str, hold_s: float = 15.0) -> float:
     with get_client(sync_client=True) as c:
         runs = {}
         for side in ("a", "b"):
-            frs = c.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[f"heavy-demo-{tag}-{side}"])))
+            names = FlowRunFilterName(any_=[f"heavy-demo-{tag}-{side}"])
+            frs = c.read_flow_runs(flow_run_filter=FlowRunFilter(name=names))
             runs[side] = c.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [f.id for f in frs]}))[0]
     slot = (runs["b"].start_time - runs["a"].end_time).total_seconds()
     model = load_b["t"] - load_b.get("seconds", 0) - park_a["t"]
