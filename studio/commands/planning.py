@@ -1,0 +1,120 @@
+"""Planning commands: `studio plan`, `studio knowledge index|search`, `studio llm start|stop|status`.
+
+`studio plan` prints only the validated plan JSON on stdout (pipe it to a file or `jq`); the summary goes to
+stderr. Errors (unknown character, empty request, server down, no valid plan) exit with code 2 and write
+nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+err = Console(stderr=True)
+knowledge_app = typer.Typer(help="The knowledge base the director retrieves from (LanceDB).", no_args_is_help=True)
+llm_app = typer.Typer(help="The local LLM server of the active profile (llama.cpp or vLLM).", no_args_is_help=True)
+
+
+def plan(request: str = typer.Argument(..., help='What the short is about, e.g. "Luca sees the sea".'),
+         shots: int = typer.Option(None, "--shots", "-n", min=1, max=24, help="Number of shots (default: from "
+                                   "the request, else 4)."),
+         seed: int = typer.Option(0, "--seed", "-s", help="Sampling seed (same request + seed → same plan)."),
+         report: bool = typer.Option(False, "--report", help="Print {plan, report} instead of the plan alone."),
+         no_knowledge: bool = typer.Option(False, "--no-knowledge", help="Plan without retrieval.")) -> None:
+    """Plan a short with the director agent and print the validated plan as JSON."""
+    from studio.agents.director import plan_short
+
+    p, rep = plan_short(request, shots, seed, search=None if no_knowledge else "default")
+    body = {"plan": p.model_dump(mode="json"), "report": rep} if report else p.model_dump(mode="json")
+    typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
+    err.print(f"[green]valid plan[/] '{p.title}': {len(p.shots)} shots, {p.total_duration:.1f} s, "
+              f"{rep['attempts']} repair(s), {rep['seconds']:.1f} s with {rep['model']}")
+
+
+@knowledge_app.command("index")
+def knowledge_index(pack: Path = typer.Option(None, "--pack", help="Knowledge pack folder (default: the "
+                                              "shipped one or STUDIO_KNOWLEDGE_DIR)."),
+                    manifest: list[Path] = typer.Option([], "--manifest", help="A finished short's manifest "
+                                                        "to index into past_generations (repeatable).")) -> None:
+    """Index the knowledge pack (embeds only changed chunks, deletes removed ones) and manifests."""
+    from studio.configs.settings import get_settings
+    from studio.resources.knowledge import KnowledgeBase
+    from studio.resources.knowledge_pack import index_pack, index_past_generation
+
+    kb = KnowledgeBase.from_settings()
+    folder = pack or get_settings().knowledge_path
+    for c, s in index_pack(kb, folder).items():
+        err.print(f"{c:17} embedded {s.embedded:4}  unchanged {s.unchanged:4}  deleted {s.deleted:4}")
+    for m in manifest:
+        s = index_past_generation(m, kb)
+        err.print(f"past_generations  {m}: embedded {s.embedded}, unchanged {s.unchanged}, deleted {s.deleted}")
+    err.print(f"knowledge base: {kb.uri}")
+
+
+@knowledge_app.command("search")
+def knowledge_search(query: str = typer.Argument(...),
+                     collection: str = typer.Option(None, "--collection", "-c"),
+                     character: str = typer.Option(None, "--character"),
+                     k: int = typer.Option(5, "-k", min=1, max=50),
+                     as_json: bool = typer.Option(False, "--json")) -> None:
+    """Search the knowledge base (cosine similarity; filters by collection and character id)."""
+    from studio.resources.knowledge import KnowledgeBase
+
+    hits = KnowledgeBase.from_settings().search(query, collection, k, {"character": character} if character else None)
+    if as_json:
+        typer.echo(json.dumps([h.model_dump() for h in hits], indent=2, ensure_ascii=False))
+        return
+    if not hits:
+        err.print("no hits (is the knowledge base indexed? `studio knowledge index`)")
+    for h in hits:
+        typer.echo(f"{h.score:.3f}  {h.collection:16} {h.id}\n       {h.text[:160]}")
+
+
+@llm_app.command("start")
+def llm_start() -> None:
+    """Start the profile's LLM server (PID and log under STUDIO_HOME) and wait until it serves the model."""
+    from studio.resources.llm_servers import llm_endpoint
+
+    ep = llm_endpoint()
+    if not getattr(ep, "managed", False):
+        err.print(f"'{ep.name}' is not managed by the studio ({ep.base_url}); nothing to start")
+        return
+    st = ep.start()
+    err.print(f"{ep.kind} serving '{ep.name}' at {st.url} · pid {st.pid} · log {st.log}")
+
+
+@llm_app.command("stop")
+def llm_stop() -> None:
+    """Stop the profile's LLM server."""
+    from studio.resources.llm_servers import llm_endpoint
+
+    ep = llm_endpoint()
+    stopped = getattr(ep, "managed", False) and ep.stop()
+    err.print("stopped" if stopped else "no LLM server of this studio home was running")
+
+
+@llm_app.command("status")
+def llm_status() -> None:
+    """Whether the profile's LLM server runs and serves its model."""
+    from studio.resources.llm_servers import llm_endpoint
+
+    ep = llm_endpoint()
+    if not getattr(ep, "managed", False):
+        ok = ep.client().health()
+        err.print(f"'{ep.name}' at {ep.base_url}: {'answers' if ok else 'does not answer'} (not managed)")
+        raise typer.Exit(0 if ok else 1)
+    st = ep.status()
+    state = "healthy" if st.healthy else ("starting/unhealthy" if st.running else "down")
+    sleeping = "" if st.sleeping is None else f" · {'asleep' if st.sleeping else 'awake'}"
+    err.print(f"{ep.kind} '{ep.name}': {state}{sleeping} · pid {st.pid or '-'} · {st.url} · log {st.log}")
+    if not st.healthy:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("plan")(plan)
+    app.add_typer(knowledge_app, name="knowledge")
+    app.add_typer(llm_app, name="llm")
