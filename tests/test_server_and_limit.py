@@ -72,3 +72,17 @@ def test_heavy_tag_is_dropped_for_artifacts_already_made(isolated_store):
     assert heavy_tags(r, heavy=False) == set()
     ArtifactStore.from_settings().put_bytes(r, b"done", "text/plain", ".txt")
     assert heavy_tags(r, heavy=True) == set()
+
+
+def test_gpu_status_reports_residency_lock_and_slots(prefect_server, tmp_path):
+    import json
+
+    r = subprocess.run([*STUDIO, "demo", "--label", "status", "--tasks", "1", "--no-start-server"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run([*STUDIO, "gpu", "status", "--json"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = json.loads(r.stdout)
+    assert any(m["model"].startswith("demo-mlp") and m["state"] == "parked" for m in report["resident"])
+    assert report["gpu_lock_holder"] is None and report["slots"]["limit"] == 1
+    assert report["slots"]["active_slots"] == 0 and report["vram"] == []

@@ -89,6 +89,11 @@ def make(request: str = typer.Argument(..., help="what the short is about"),
 
     req = _check_request(request, shots)
     plan = _read_plan(plan_file) if plan_file else None
+    if plan is None:  # unknown characters and the like are refused before any server or model starts
+        from studio.agents.intent import extract_intent
+        from studio.agents.schema import PlanRegistry
+
+        extract_intent(req, PlanRegistry.from_configs(), shots)
     prof = profile or os.environ.get("STUDIO_PROFILE") or get_settings().profile
     st = server_status()
     if not st.healthy:
