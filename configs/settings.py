@@ -50,9 +50,12 @@ class StoreGroup(BaseModel):
     s3_region: str | None = None
 
 
+# The tag every task that loads a heavy model carries; Prefect's tag limit `tag:gpu-heavy` enforces it.
+GPU_HEAVY_TAG = "gpu-heavy"
+
+
 class GpuGroup(BaseModel):
-    tag: str = "gpu-heavy"
-    limit: int = 1
+    limit: int = 1  # slots of tag:gpu-heavy: 1 per GPU in the whole deployment
     # Keep parked models in host RAM only while this much RAM stays free (ComfyUI-style reserve).
     host_ram_reserve_gb: float = 4.0
     device: str = "auto"  # auto | cpu | cuda | cuda:N

@@ -37,7 +37,7 @@ def _check_limit() -> Check:
         n = ensure_gpu_limit()
     except Exception as e:  # noqa: BLE001
         return ("gpu-heavy limit", False, str(e).splitlines()[0])
-    return ("gpu-heavy limit", True, f"tag:{get_settings().gpu.tag} = {n}")
+    return ("gpu-heavy limit", True, f"tag:gpu-heavy = {n}")
 
 
 def _check_ffmpeg() -> Check:

@@ -7,7 +7,7 @@ cannot be verified.
 from __future__ import annotations
 
 from studio.configs.schema import StudioError
-from studio.configs.settings import get_settings
+from studio.configs.settings import GPU_HEAVY_TAG, get_settings
 
 
 class GpuLimitError(StudioError):
@@ -15,7 +15,7 @@ class GpuLimitError(StudioError):
 
 
 def limit_name() -> str:
-    return f"tag:{get_settings().gpu.tag}"
+    return f"tag:{GPU_HEAVY_TAG}"
 
 
 def ensure_gpu_limit() -> int:

@@ -14,7 +14,7 @@ import socket
 from pathlib import Path
 from uuid import UUID
 
-from studio.configs.settings import get_settings
+from studio.configs.settings import GPU_HEAVY_TAG, get_settings
 
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
@@ -85,9 +85,9 @@ def slot_report() -> dict:
         return {"error": "server down"}
     with get_client(sync_client=True) as client:
         try:
-            lim = client.read_concurrency_limit_by_tag(s.gpu.tag)
+            lim = client.read_concurrency_limit_by_tag(GPU_HEAVY_TAG)
         except Exception:  # noqa: BLE001
-            return {"error": f"no limit tag:{s.gpu.tag} (run `studio server start`)"}
+            return {"error": f"no limit tag:{GPU_HEAVY_TAG} (run `studio server start`)"}
         holders = [_holder_info(client, tr_id) for tr_id in lim.active_slots]
     return {"limit": lim.concurrency_limit, "active_slots": len(lim.active_slots), "holders": holders}
 
@@ -99,7 +99,7 @@ def free_dead_slots(force: bool = False) -> tuple[int, int]:
     from studio.resources.prefect_server import require_server
 
     require_server()
-    tag = get_settings().gpu.tag
+    tag = GPU_HEAVY_TAG
     freed = kept = 0
     with get_client(sync_client=True) as client:
         lim = client.read_concurrency_limit_by_tag(tag)

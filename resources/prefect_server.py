@@ -143,10 +143,7 @@ def start_server(s: StudioSettings | None = None, wait: bool = True) -> ServerSt
     env.pop("PREFECT_API_URL", None)  # the server must not try to talk to another one
     log = open(_log_file(s), "ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", s.prefect.host,
-         "--port", str(s.prefect.port), "--no-services"] if os.environ.get("STUDIO_SERVER_NO_SERVICES")
-        else [sys.executable, "-m", "prefect", "server", "start", "--host", s.prefect.host,
-              "--port", str(s.prefect.port)],
+        [sys.executable, "-m", "prefect", "server", "start", "--host", s.prefect.host, "--port", str(s.prefect.port)],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
     )
     _pid_file(s).write_text(f"{proc.pid}\n")

@@ -21,6 +21,7 @@ from typing import Any
 from prefect.cache_policies import TASK_SOURCE, CachePolicy
 from prefect.context import TaskRunContext
 
+from studio.configs.settings import GPU_HEAVY_TAG
 from studio.resources.artifacts import ArtifactRef, ArtifactStore, Recipe
 
 
@@ -59,7 +60,6 @@ class RecipeCachePolicy(CachePolicy):
         return key if _drop_record(store, key) else None
 
 
-GPU_HEAVY_TAG = "gpu-heavy"
 
 
 def _drop_record(result_store: Any, key: str) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import typer
 from rich.console import Console
@@ -186,6 +185,3 @@ def register(app: typer.Typer) -> None:
     app.command("doctor")(doctor)
     app.command("demo")(demo)
 
-
-def which(name: str) -> str | None:
-    return shutil.which(name)
