@@ -264,15 +264,30 @@ class ActiveInterval:
 def active_intervals(rows: list[dict]) -> list[ActiveInterval]:
     """Intervals during which a model was on its device (load/activate → park/unload), per process."""
     open_: dict[tuple[int, str], ActiveInterval] = {}
+    presumed_dead: dict[tuple[int, str], ActiveInterval] = {}
     done: list[ActiveInterval] = []
     for r in sorted(rows, key=lambda r: r["t"]):
         k = (r["pid"], r["model"])
         if r["event"] in ("load", "activate"):
-            open_[k] = ActiveInterval(r["model"], r["pid"], r["device"], r["t"] - r.get("seconds", 0.0))
+            start = r["t"] - r.get("seconds", 0.0)
+            # Another process activating on this device holds its GPU lock, so any interval still open there
+            # belongs to a process that died holding it (kill -9 records no park): it ended by then.
+            # If that process speaks again (parks later), it was alive after all and its real end is restored,
+            # so a true overlap is still reported.
+            for other in [o for o in open_ if o[0] != r["pid"] and open_[o].device == r["device"]]:
+                iv = open_.pop(other)
+                iv.end, iv.meta["ended"] = start, "holder process died"
+                presumed_dead[other] = iv
+                done.append(iv)
+            open_[k] = ActiveInterval(r["model"], r["pid"], r["device"], start)
         elif r["event"] in ("park", "unload") and k in open_:
             iv = open_.pop(k)
             iv.end = r["t"]
             done.append(iv)
+        elif r["event"] in ("park", "unload") and k in presumed_dead:
+            iv = presumed_dead.pop(k)
+            iv.end = r["t"]
+            iv.meta.pop("ended", None)
     return done + list(open_.values())
 
 
