@@ -30,6 +30,7 @@ from studio.configs.schema import ModelEntry
 from studio.configs.settings import get_settings
 from studio.resources.llm import LLMError, LLMUnavailableError, OpenAICompatibleClient
 from studio.resources.model_sources import resolve_model_source
+from studio.resources.processes import pid_alive, tail_log
 from studio.resources.residency import HeavyModel
 
 
@@ -46,26 +47,6 @@ class ServerInfo:
     url: str
     log: Path
     sleeping: bool | None = None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError):  # a zombie counts as dead
-        if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
-            return False
-    return True
-
-
-def _tail(path: Path, n: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return "(no log)"
 
 
 class ManagedLLMServer:
@@ -123,7 +104,7 @@ class ManagedLLMServer:
 
     def status(self) -> ServerInfo:
         pid = self._recorded_pid()
-        running = bool(pid and _pid_alive(pid))
+        running = bool(pid and pid_alive(pid))
         return ServerInfo(self.name, running, self.is_healthy(), pid if running else None, self.base_url,
                           self.log_file)
 
@@ -175,22 +156,22 @@ class ManagedLLMServer:
                 return st
             if not st.running:
                 raise LLMServerError(f"the {self.kind} server for '{self.name}' exited while starting. Last log "
-                                     f"lines ({self.log_file}):\n{_tail(self.log_file)}")
+                                     f"lines ({self.log_file}):\n{tail_log(self.log_file)}")
             time.sleep(0.3)
         raise LLMServerError(f"the {self.kind} server for '{self.name}' did not become healthy within "
                              f"{self.start_timeout_s:.0f}s; see {self.log_file}")
 
     def stop(self, timeout_s: float = 15.0) -> bool:
         pid = self._recorded_pid()
-        if not pid or not _pid_alive(pid):
+        if not pid or not pid_alive(pid):
             self.pid_file.unlink(missing_ok=True)
             return False
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)  # own session: its children go too
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and _pid_alive(pid):
+        while time.monotonic() < deadline and pid_alive(pid):
             time.sleep(0.1)
-        if _pid_alive(pid):
+        if pid_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError, OSError):

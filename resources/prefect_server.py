@@ -20,6 +20,7 @@ from pathlib import Path
 
 from studio.configs.schema import StudioError
 from studio.configs.settings import StudioSettings, get_settings
+from studio.resources.processes import pid_alive, tail_log
 
 
 def results_block_name(s: StudioSettings) -> str:
@@ -93,20 +94,6 @@ def _log_file(s: StudioSettings) -> Path:
     return s.logs_dir / "prefect-server.log"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child counts as dead
-    with contextlib.suppress(OSError):
-        if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
-            return False
-    return True
-
-
 def is_healthy(api_url: str, timeout: float = 2.0) -> bool:
     try:
         with urllib.request.urlopen(f"{api_url}/health", timeout=timeout) as r:
@@ -122,7 +109,7 @@ def server_status(s: StudioSettings | None = None) -> ServerStatus:
     if pf.exists():
         with contextlib.suppress(ValueError):
             pid = int(pf.read_text().split()[0])
-    running = bool(pid and _pid_alive(pid))
+    running = bool(pid and pid_alive(pid))
     api = os.environ.get("PREFECT_API_URL") if s.prefect.api_url is None and not running else None
     api = api or s.prefect.url()
     return ServerStatus(running, is_healthy(api), pid if running else None, api,
@@ -158,7 +145,7 @@ def wait_healthy(s: StudioSettings, proc: subprocess.Popen | None = None) -> Ser
         if is_healthy(s.prefect.url()):
             return server_status(s)
         if proc is not None and proc.poll() is not None:
-            tail = _tail(_log_file(s))
+            tail = tail_log(_log_file(s))
             raise ServerDownError(f"the Prefect server exited with code {proc.returncode} while starting.\n"
                                   f"Last log lines ({_log_file(s)}):\n{tail}\n"
                                   f"Is port {s.prefect.port} in use? Set STUDIO_PREFECT__PORT to another port.")
@@ -176,9 +163,9 @@ def stop_server(s: StudioSettings | None = None, timeout: float = 20.0) -> bool:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(st.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _pid_alive(st.pid):
+    while time.monotonic() < deadline and pid_alive(st.pid):
         time.sleep(0.2)
-    if _pid_alive(st.pid):
+    if pid_alive(st.pid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(st.pid, signal.SIGKILL)
     _pid_file(s).unlink(missing_ok=True)
@@ -194,13 +181,6 @@ def require_server(s: StudioSettings | None = None) -> str:
                               "(or pass --start-server); the studio never falls back to ephemeral mode, which "
                               "leaks GPU slots when a process is killed.")
     return url
-
-
-def _tail(path: Path, n: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return "(no log)"
 
 
 def ensure_result_storage(s: StudioSettings | None = None) -> str | None:

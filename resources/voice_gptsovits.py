@@ -30,6 +30,7 @@ import numpy as np
 from studio.configs.schema import ModelEntry
 from studio.configs.settings import get_settings
 from studio.resources.audio_post import CorruptAudioError, decode_bytes, resample
+from studio.resources.processes import pid_alive, tail_log
 from studio.resources.voice_config import GPTSoVITSBackendConfig, Reference, load_tts_config
 from studio.resources.voices import BackendUnavailableError, SynthesisError, SynthesisRequest, VoiceError
 
@@ -183,7 +184,7 @@ class GPTSoVITSServer:
                 return
             if self.managed and self.pid() is None:
                 raise GPTSoVITSUnavailableError(f"the GPT-SoVITS server exited while starting; last log lines "
-                                                f"({self.log_file}):\n{_tail(self.log_file)}")
+                                                f"({self.log_file}):\n{tail_log(self.log_file)}")
             time.sleep(0.25)
         raise GPTSoVITSUnavailableError(f"GPT-SoVITS did not become healthy within {self.cfg.start_timeout_s:.0f}s;"
                                         f" see {self.log_file}")
@@ -197,9 +198,9 @@ class GPTSoVITSServer:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and pid_alive(pid):
             time.sleep(0.1)
-        if _alive(pid):
+        if pid_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):  # reap it when this process started it
@@ -228,24 +229,6 @@ class GPTSoVITSServer:
             tmp = self.weights_file.with_suffix(".tmp")
             tmp.write_text(json.dumps({**state, "url": self.cfg.url(), "t": time.time()}))
             tmp.replace(self.weights_file)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with contextlib.suppress(OSError):
-        if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
-            return False
-    return True
-
-
-def _tail(path: Path, n: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return "(no log)"
 
 
 # --------------------------------------------------------------------------- backend

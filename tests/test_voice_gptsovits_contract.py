@@ -260,9 +260,9 @@ def test_contract_lines_send_api_v2_fields_and_switch_weights_once_per_character
     assert "gpu-heavy" in voice_batch_task_for([recipe]).tags
     pid = server.pid()
     assert server.stop() and server.pid() is None and not server.healthy()
-    from studio.resources.voice_gptsovits import _alive
+    from studio.resources.processes import pid_alive
 
-    assert not _alive(pid)
+    assert not pid_alive(pid)
 
 
 def test_contract_italian_is_mapped_and_unknown_language_refused_before_any_request(standin, tmp_path):
