@@ -15,7 +15,6 @@ import contextlib
 import fcntl
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ from studio.configs.schema import ModelEntry
 from studio.configs.settings import get_settings
 from studio.resources.llm import LLMError, LLMUnavailableError, OpenAICompatibleClient
 from studio.resources.model_sources import resolve_model_source
-from studio.resources.processes import pid_alive, tail_log
+from studio.resources.processes import pid_alive, stop_process_group, tail_log
 from studio.resources.residency import HeavyModel
 
 
@@ -166,16 +165,7 @@ class ManagedLLMServer:
         if not pid or not pid_alive(pid):
             self.pid_file.unlink(missing_ok=True)
             return False
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)  # own session: its children go too
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and pid_alive(pid):
-            time.sleep(0.1)
-        if pid_alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(pid, os.WNOHANG)
+        stop_process_group(pid, timeout_s)  # own session: its children go too
         self.pid_file.unlink(missing_ok=True)
         return True
 

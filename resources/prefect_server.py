@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from studio.configs.schema import StudioError
 from studio.configs.settings import StudioSettings, get_settings
-from studio.resources.processes import pid_alive, tail_log
+from studio.resources.processes import pid_alive, stop_process_group, tail_log
 
 
 def results_block_name(s: StudioSettings) -> str:
@@ -160,14 +159,7 @@ def stop_server(s: StudioSettings | None = None, timeout: float = 20.0) -> bool:
     if not st.running or st.pid is None:
         _pid_file(s).unlink(missing_ok=True)
         return False
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(st.pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and pid_alive(st.pid):
-        time.sleep(0.2)
-    if pid_alive(st.pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(st.pid, signal.SIGKILL)
+    stop_process_group(st.pid, timeout)
     _pid_file(s).unlink(missing_ok=True)
     return True
 

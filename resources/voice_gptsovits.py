@@ -18,7 +18,6 @@ import contextlib
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ import numpy as np
 from studio.configs.schema import ModelEntry
 from studio.configs.settings import get_settings
 from studio.resources.audio_post import CorruptAudioError, decode_bytes, resample
-from studio.resources.processes import pid_alive, tail_log
+from studio.resources.processes import stop_process_group, tail_log
 from studio.resources.voice_config import GPTSoVITSBackendConfig, Reference, load_tts_config
 from studio.resources.voices import BackendUnavailableError, SynthesisError, SynthesisRequest, VoiceError
 
@@ -195,16 +194,7 @@ class GPTSoVITSServer:
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return False
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and pid_alive(pid):
-            time.sleep(0.1)
-        if pid_alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):  # reap it when this process started it
-            os.waitpid(pid, os.WNOHANG)
+        stop_process_group(pid, timeout_s)  # also reaps it when this process started it
         self.pid_file.unlink(missing_ok=True)
         return True
 
