@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from studio.agents.schema import PlanRegistry
 from studio.configs.schema import config_path, validate_file
-from studio.resources.llm import ChatTurn, OpenAICompatibleClient
+from studio.resources.llm.client import ChatTurn, OpenAICompatibleClient
 
 
 class ChatModel(Protocol):

@@ -28,11 +28,11 @@ from studio.agents.context import (
 )
 from studio.agents.graph import build_graph
 from studio.agents.intent import extract_intent
-from studio.agents.plan import Plan
 from studio.agents.schema import PlanRegistry, validate_plan
 from studio.agents.state import ShotScoreDict, initial_plan_state, initial_revise_state
-from studio.configs.schema import StudioError
+from studio.configs.errors import StudioError
 from studio.configs.settings import get_settings
+from studio.configs.vocabulary import Plan
 
 PROMPT_VERSION = "director-v1"
 
@@ -79,8 +79,8 @@ def _structured(cfg: DirectorConfig, profile: str | None) -> bool:
 
 def default_search(kb: Any = None) -> SearchFn:
     """KnowledgeBase search over the studio's index, with the knowledge pack synced first (embeds changes only)."""
-    from studio.resources.knowledge import KnowledgeBase
-    from studio.resources.knowledge_pack import index_pack
+    from studio.resources.knowledge.pack import index_pack
+    from studio.resources.knowledge.store import KnowledgeBase
 
     kb = kb or KnowledgeBase.from_settings()
     pack = get_settings().knowledge_path
@@ -91,7 +91,7 @@ def default_search(kb: Any = None) -> SearchFn:
 
 @contextlib.contextmanager
 def _chat_for(profile: str | None, cfg: DirectorConfig) -> Iterator[tuple[ChatModel, str]]:
-    from studio.resources.llm_servers import ensure_llm_server, llm_session
+    from studio.resources.llm.servers import ensure_llm_server, llm_session
 
     endpoint = ensure_llm_server(profile)
     with llm_session(endpoint) as client:

@@ -21,13 +21,13 @@ from langgraph.runtime import Runtime
 
 from studio.agents.context import DirectorContext
 from studio.agents.intent import Intent, assemble_plan, extract_intent
-from studio.agents.plan import Plan
 from studio.agents.prompts import plan_messages, repair_message, revise_messages, tool_result_message
 from studio.agents.schema import PlanValidationError, draft_schema, parse_draft, validate_plan
 from studio.agents.state import DirectorState
 from studio.agents.tools import SUBMIT_PLAN, TOOLS, ToolError, execute_tool, tool_specs
 from studio.agents.vocabulary import Vocabulary, build_vocabulary
-from studio.resources.llm import LLMOutputError
+from studio.configs.vocabulary import Plan
+from studio.resources.llm.client import LLMOutputError
 
 Ctx = Runtime[DirectorContext]
 

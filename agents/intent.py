@@ -14,9 +14,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from studio.agents.plan import MAX_SHOT_S, MAX_SHOTS, MIN_SHOT_S, Dialogue, Plan, Shot
 from studio.agents.schema import NO_EFFECT, NO_SPEAKER, Draft, PlanRegistry
-from studio.configs.schema import StudioError
+from studio.configs.errors import StudioError
+from studio.configs.vocabulary import MAX_SHOT_S, MAX_SHOTS, MIN_SHOT_S, Dialogue, Plan, Shot
 
 MAX_REQUEST_BYTES = 100_000
 DEFAULT_SHOTS = 4

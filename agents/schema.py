@@ -23,7 +23,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, create_model, model_validator
 
-from studio.agents.plan import (
+from studio.configs.errors import StudioError
+from studio.configs.schema import config_path, read_yaml, studio_config
+from studio.configs.vocabulary import (
     EMOTIONS,
     MAX_SHOT_S,
     MAX_SHOTS,
@@ -36,7 +38,6 @@ from studio.agents.plan import (
     Source,
     TimeOfDay,
 )
-from studio.configs.schema import StudioError, config_path, read_yaml, studio_config
 
 SHOT_SIZES: tuple[str, ...] = ShotSize.__args__  # type: ignore[attr-defined]
 CAMERA_MOVES: tuple[str, ...] = CameraMove.__args__  # type: ignore[attr-defined]

@@ -16,8 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from studio.agents.context import DirectorContext
-from studio.resources.knowledge import COLLECTIONS
-from studio.resources.llm import tool_spec
+from studio.resources.knowledge.store import COLLECTIONS
+from studio.resources.llm.client import tool_spec
 
 SUBMIT_PLAN = "submit_plan"
 Collection = Literal[COLLECTIONS]  # type: ignore[valid-type]

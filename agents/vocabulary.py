@@ -16,8 +16,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from studio.agents.intent import Intent
-from studio.agents.plan import EMOTIONS
 from studio.agents.schema import PlanRegistry
+from studio.configs.vocabulary import EMOTIONS
 
 VERBS: tuple[str, ...] = (
     "looks at", "stares in wonder at", "runs to", "runs away from", "walks along", "tiptoes towards",

@@ -29,10 +29,10 @@ def _median_time(fn, repeats: int) -> float:
 
 
 def bench_storyboard(tmp: Path, repeats: int) -> dict:
-    from studio.agents.plan import Dialogue, Plan, Shot
     from studio.configs.schema import ModelEntry
-    from studio.resources.images import image_request_from_shot
-    from studio.resources.storyboard import StoryboardImageBackend, make_contact_sheet
+    from studio.configs.vocabulary import Dialogue, Plan, Shot
+    from studio.resources.image.request import image_request_from_shot
+    from studio.resources.image.storyboard.frame import StoryboardImageBackend, make_contact_sheet
 
     backend = StoryboardImageBackend("storyboard", ModelEntry(modality="image", backend="storyboard"))
     shots = [
@@ -66,9 +66,9 @@ def bench_tiny_sdxl(tmp: Path, repeats: int) -> dict:
     from PIL import Image  # noqa: F401 - PIL is what both paths save with
 
     from studio.configs.settings import get_settings
-    from studio.resources.images import ImageRequest
-    from studio.resources.residency import get_residency, read_residency_log
-    from studio.resources.tiny_models import build_tiny_models, write_tiny_configs
+    from studio.resources.image.request import ImageRequest
+    from studio.resources.image.tiny_models import build_tiny_models, write_tiny_configs
+    from studio.resources.runtime.residency import get_residency, read_residency_log
 
     t = time.perf_counter()
     tiny = build_tiny_models(tmp / "tiny")

@@ -77,9 +77,9 @@ def main() -> None:
     args = ap.parse_args()
 
     from studio.agents.director import default_search, plan_short
-    from studio.agents.judge import MetricJudge
+    from studio.agents.judge import score_plan
     from studio.agents.schema import PlanRegistry, validate_plan
-    from studio.resources.llm_servers import ensure_llm_server, llm_endpoint
+    from studio.resources.llm.servers import ensure_llm_server, llm_endpoint
 
     registry = PlanRegistry.from_configs()
     was_running = getattr(llm_endpoint(), "managed", False) and llm_endpoint().status().healthy
@@ -87,7 +87,7 @@ def main() -> None:
     endpoint = ensure_llm_server()
     server_s = time.perf_counter() - t0
     search = default_search()  # indexes the pack once (embeds only changes)
-    judge = MetricJudge()
+
     rows = []
     for i, req in enumerate(REQUESTS[: args.limit]):
         t = time.perf_counter()
@@ -98,7 +98,7 @@ def main() -> None:
             ok_names = all(c in registry.character_ids for s in plan.shots for c in s.characters) and all(
                 e in registry.effect_names for s in plan.shots for e in s.effects)
             row.update(valid=ok_names, shots=len(plan.shots), repairs=report["attempts"],
-                       plan_score=judge.score_plan(plan, req, registry).score, title=plan.title,
+                       plan_score=score_plan(plan, req, registry).score, title=plan.title,
                        first_action=plan.shots[0].action)
         except Exception as e:  # noqa: BLE001 - the benchmark counts every failure
             row.update(valid=False, error=f"{type(e).__name__}: {str(e)[:200]}")

@@ -55,7 +55,7 @@ def run(n: int, n_queries: int, seed: int = 0) -> dict:
 def _run(n: int, n_queries: int, seed: int, folder: str) -> dict:
     import pyarrow as pa
 
-    from studio.resources.knowledge import KnowledgeBase
+    from studio.resources.knowledge.store import KnowledgeBase
 
     rng = np.random.default_rng(seed)
     vecs = make_vectors(n, rng)

@@ -28,7 +28,7 @@ with socket.socket() as _s:
     _s.bind(("127.0.0.1", 0))
     os.environ["STUDIO_LLM__PORT"] = str(_s.getsockname()[1])
 
-from studio.resources.prefect_server import configure_prefect_env, start_server, stop_server  # noqa: E402
+from studio.resources.runtime.prefect_server import configure_prefect_env, start_server, stop_server  # noqa: E402
 
 configure_prefect_env()
 STUDIO = [sys.executable, "-m", "studio.cli"]

@@ -22,7 +22,7 @@ with socket.socket() as _s:
     _s.bind(("127.0.0.1", 0))
     os.environ["STUDIO_PREFECT__PORT"] = str(_s.getsockname()[1])
 
-from studio.resources.prefect_server import configure_prefect_env, start_server, stop_server  # noqa: E402
+from studio.resources.runtime.prefect_server import configure_prefect_env, start_server, stop_server  # noqa: E402
 
 configure_prefect_env()
 
@@ -32,7 +32,7 @@ STUDIO = [sys.executable, "-m", "studio.cli"]
 def handoff_once(tag: str, hold_s: float = 15.0) -> float:
     """Process A holds the gpu-heavy slot (and the model) for `hold_s`; process B is started while A holds
     it, so B's task is waiting on the slot when A releases. Hand-off = A's park → B's model active."""
-    from studio.resources.residency import read_residency_log
+    from studio.resources.runtime.residency import read_residency_log
 
     n0 = len(read_residency_log())
 
@@ -101,7 +101,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     start_server()
-    from studio.resources.gpu_limit import ensure_gpu_limit
+    from studio.resources.runtime.gpu_limit import ensure_gpu_limit
 
     ensure_gpu_limit()
     try:

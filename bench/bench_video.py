@@ -25,11 +25,11 @@ os.environ.setdefault("STUDIO_HOME", tempfile.mkdtemp(prefix="bench-video-home-"
 
 import numpy as np  # noqa: E402
 
-from studio.resources.artifacts import ArtifactStore  # noqa: E402
-from studio.resources.editing import SegmentSpec, assemble_segments  # noqa: E402
-from studio.resources.media import ffmpeg_path, probe, sample_footage_path, video_config, write_wav  # noqa: E402
-from studio.resources.procedural_audio import music_bed  # noqa: E402
-from studio.resources.video_analysis import detect_scenes  # noqa: E402
+from studio.resources.audio.procedural import music_bed  # noqa: E402
+from studio.resources.media.ffmpeg import ffmpeg_path, probe, sample_footage_path, video_config, write_wav  # noqa: E402
+from studio.resources.runtime.artifacts import ArtifactStore  # noqa: E402
+from studio.resources.video.analysis import detect_scenes  # noqa: E402
+from studio.resources.video.segment import SegmentSpec, assemble_segments  # noqa: E402
 from studio.tasks.video import make_segment, segment_recipe  # noqa: E402
 
 

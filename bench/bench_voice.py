@@ -37,7 +37,7 @@ SENTENCES = [
 
 
 def bench_backend(name: str, repeats: int) -> dict:
-    from studio.resources.voices import (
+    from studio.resources.voice.line import (
         SynthesisRequest,
         _entry_for_backend,
         get_backend,
@@ -79,8 +79,8 @@ def bench_dataset(minutes: float, chunk_s: float) -> dict:
     sys.path.insert(0, str(ROOT / "tests"))
     from test_voice_support import TRACK_LINES, make_track
 
-    from studio.resources.artifacts import ArtifactStore
-    from studio.resources.voice_dataset import export_dataset, make_chunk, plan_dataset
+    from studio.resources.runtime.artifacts import ArtifactStore
+    from studio.resources.voice.dataset import export_dataset, make_chunk, plan_dataset
 
     span = max(o for o, *_ in TRACK_LINES) + 20.0
     with tempfile.TemporaryDirectory() as tmp:

@@ -65,7 +65,7 @@ PROMPT = "big buck bunny, giant fluffy grey rabbit, waves hello in a sunny meado
 def _bootstrap_studio() -> None:
     """Import `studio.*` from this checkout even where the package is not installed (the GPU host)."""
     try:
-        import studio.resources.sdxl  # noqa: F401
+        import studio.resources.image.sdxl  # noqa: F401
         return
     except ImportError:
         pass
@@ -98,7 +98,7 @@ def build_random_sdxl(out: Path, device: str, tiny: bool) -> float:
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-    from studio.resources.tiny_models import _tiny_tokenizer, tiny_sdxl_components
+    from studio.resources.image.tiny_models import _tiny_tokenizer, tiny_sdxl_components
 
     t = time.perf_counter()
     if tiny:
@@ -162,9 +162,9 @@ def run(args: argparse.Namespace) -> dict:
     from diffusers import StableDiffusionXLPipeline
 
     from studio.configs.settings import get_settings
-    from studio.resources.images import ImageRequest
+    from studio.resources.image.request import ImageRequest
     from studio.resources.registry import load_backend
-    from studio.resources.residency import get_residency, read_residency_log
+    from studio.resources.runtime.residency import get_residency, read_residency_log
 
     def backend_for(park: str):
         os.environ["STUDIO_CONFIG_DIR"] = str(work / f"configs-{park}")

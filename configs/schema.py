@@ -10,21 +10,10 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from studio.configs.errors import ConfigError, UnknownNameError
 from studio.configs.settings import get_settings
 
 M = TypeVar("M", bound=BaseModel)
-
-
-class StudioError(Exception):
-    """Base of every user-facing error: the message says what to change."""
-
-
-class ConfigError(StudioError):
-    def __init__(self, file: Path | str, problems: list[str]):
-        self.file = str(file)
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"invalid config {self.file}:\n{lines}")
 
 
 class Strict(BaseModel):
@@ -113,11 +102,6 @@ class CharactersConfig(Strict):
         known = ", ".join(sorted(self.characters))
         raise UnknownNameError(f"unknown character '{name}'. Known characters: {known}. "
                                "Add it to configs/characters.yaml or pick one of these.")
-
-
-class UnknownNameError(StudioError, KeyError):
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
 
 
 # --------------------------------------------------------------------------- lora_registry.yaml

@@ -31,8 +31,8 @@ def bootstrap(pool: str = POOL) -> dict:
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectNotFound
 
-    from studio.resources.gpu_limit import ensure_gpu_limit
-    from studio.resources.prefect_server import ensure_result_storage, require_server
+    from studio.resources.runtime.gpu_limit import ensure_gpu_limit
+    from studio.resources.runtime.prefect_server import ensure_result_storage, require_server
 
     require_server()
     report: dict = {"pool": pool, "queues": {}}
@@ -60,7 +60,7 @@ def bootstrap(pool: str = POOL) -> dict:
 
 
 if __name__ == "__main__":
-    from studio.resources.prefect_server import configure_prefect_env
+    from studio.resources.runtime.prefect_server import configure_prefect_env
 
     configure_prefect_env()
     print(bootstrap())

@@ -24,10 +24,10 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ProcessPoolTaskRunner
 
-from studio.resources.artifacts import ArtifactRef, ArtifactStore, Recipe
-from studio.resources.media import require_video, video_config
-from studio.resources.prefect_server import prepare_flow_run
-from studio.resources.video_analysis import Scene, merge_cuts, plan_chunks, scenes_from_cuts
+from studio.resources.media.ffmpeg import require_video, video_config
+from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe
+from studio.resources.runtime.prefect_server import prepare_flow_run
+from studio.resources.video.analysis import Scene, merge_cuts, plan_chunks, scenes_from_cuts
 from studio.tasks.video import analyze_shots, detect_scenes, file_digest, scene_chunk_recipe, shots_recipe
 
 
@@ -48,7 +48,7 @@ def batch_scenes(scenes: list[Scene], seconds: float) -> list[list[Scene]]:
 
 
 def scene_docs(video: str, digest: str, shots: list[dict]) -> list:
-    from studio.resources.knowledge import KnowledgeDoc
+    from studio.resources.knowledge.store import KnowledgeDoc
 
     docs = []
     for shot in shots:
@@ -69,7 +69,7 @@ def scene_docs(video: str, digest: str, shots: list[dict]) -> list:
 def index_scenes(video: str, digest: str, shots: list[dict]) -> dict | None:
     """Upsert the scenes into `film_scenes`; None when the knowledge base module is not installed."""
     try:
-        from studio.resources.knowledge import KnowledgeBase
+        from studio.resources.knowledge.store import KnowledgeBase
     except ImportError:
         return None
     kb = KnowledgeBase.from_settings()

@@ -15,8 +15,8 @@ from __future__ import annotations
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from studio.resources.artifacts import ArtifactRef, ArtifactStore, Recipe
-from studio.resources.voice_dataset import export_dataset, make_chunk, plan_dataset, report_markdown
+from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe
+from studio.resources.voice.dataset import export_dataset, make_chunk, plan_dataset, report_markdown
 from studio.tasks.caching import generation_task_options
 
 

@@ -27,9 +27,9 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from studio.agents.plan import Plan
-from studio.resources.artifacts import ArtifactRef, ArtifactStore
-from studio.resources.prefect_server import prepare_flow_run
+from studio.configs.vocabulary import Plan
+from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore
+from studio.resources.runtime.prefect_server import prepare_flow_run
 from studio.tasks import shorts
 from studio.tasks.images import image_backend, keyframe_recipe, render_contact_sheet, render_keyframe, sheet_recipe
 from studio.tasks.planning import load_plan, plan_short_in_flow, revise_plan_in_flow
@@ -79,7 +79,7 @@ def _ref_entry(store: ArtifactStore, ref: ArtifactRef | None) -> dict | None:
 def _stage_visuals(plan: Plan, seed: int, profile: str, store: ArtifactStore, progress: Progress,
                    voice_seconds: dict[int, float]) -> tuple[dict[int, ArtifactRef], dict[int, ArtifactRef]]:
     """All keyframes (storyboard or SDXL) and footage picks, submitted together: one model load per stage."""
-    from studio.resources.images import image_request_from_shot
+    from studio.resources.image.request import image_request_from_shot
     from studio.tasks.caching import heavy_tags
 
     backend = image_backend(profile=profile)
@@ -123,7 +123,7 @@ def _stage_voices(plan: Plan, seed: int, profile: str, progress: Progress) -> di
 
 def _media(plan: Plan, store: ArtifactStore, keyframes: dict, footage_frames: dict, voices: dict) -> list[dict]:
     from studio.configs.schema import studio_config
-    from studio.resources.storyboard import reference_paths
+    from studio.resources.image.storyboard.frame import reference_paths
 
     chars = studio_config().characters
     media = []
@@ -147,7 +147,7 @@ def create_short(request: str, profile: str = "preview", shots: int | None = Non
     from studio.agents.schema import validate_plan
     from studio.configs.settings import get_settings
     from studio.resources.registry import resolve_profile
-    from studio.resources.residency import read_residency_log
+    from studio.resources.runtime.residency import read_residency_log
 
     logger = get_run_logger()
     t_start = time.time()
@@ -246,7 +246,8 @@ def create_short(request: str, profile: str = "preview", shots: int | None = Non
         "request": request, "profile": profile, "seed": seed, "plan": the_plan.model_dump(mode="json"),
         "plan_artifact": _ref_entry(store, plan_ref), "director": plan_report,
         "shots": [{"id": s.id, "planned_s": s.duration,
-                   "seconds": float(store.sidecar(seg)["extra"]["duration"]), "keyframe": _ref_entry(store, keyframes.get(s.id)),
+                   "seconds": float(store.sidecar(seg)["extra"]["duration"]),
+                   "keyframe": _ref_entry(store, keyframes.get(s.id)),
                    "footage": store.read_json(footage[s.id]) if s.id in footage else None,
                    "footage_artifact": _ref_entry(store, footage.get(s.id)),
                    "voice": _ref_entry(store, voices.get(s.id)),
@@ -266,7 +267,7 @@ def create_short(request: str, profile: str = "preview", shots: int | None = Non
 
 
 def shorts_plan_recipe(plan: Plan):
-    from studio.resources.artifacts import Recipe
+    from studio.resources.runtime.artifacts import Recipe
 
     return Recipe(stage="plan", backend="user", params={"plan": plan.model_dump(mode="json")})
 
@@ -279,8 +280,8 @@ def _judge_backend(profile: str) -> Any:
 
 def _ensure_film_index() -> None:
     """Footage shots need indexed scenes: analyse the demo film once (cached) when the index is empty."""
-    from studio.resources.knowledge import KnowledgeBase
-    from studio.resources.media import sample_footage_path
+    from studio.resources.knowledge.store import KnowledgeBase
+    from studio.resources.media.ffmpeg import sample_footage_path
 
     if KnowledgeBase.from_settings().count("film_scenes") == 0:
         from studio.flows.analyze_film import analyze_film
@@ -322,7 +323,7 @@ def _report_to_ui(request: str, plan: Plan, report: dict, rounds: list[dict], ma
 
 def _index_past_generation(manifest: Path, logger: Any) -> None:
     try:
-        from studio.resources.knowledge_pack import index_past_generation
+        from studio.resources.knowledge.pack import index_past_generation
 
         index_past_generation(manifest)
     except Exception as e:  # noqa: BLE001 - the short is done; indexing it is a bonus, report and go on

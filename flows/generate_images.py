@@ -27,8 +27,8 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from studio.resources.artifacts import ArtifactRef, ArtifactStore, Recipe
-from studio.resources.images import BatchItem, ImageRequest, expand_batch, load_batch
+from studio.resources.image.request import BatchItem, ImageRequest, expand_batch, load_batch
+from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe
 from studio.tasks.caching import heavy_tags
 from studio.tasks.images import (
     check_consistency,
@@ -82,7 +82,7 @@ def _render_round(backend: Any, attempts: list[Attempt]) -> None:
 
 def _check_round(embedder: Any, attempts: list[Attempt], threshold: float) -> None:
     from studio.configs.schema import studio_config
-    from studio.resources.storyboard import reference_paths
+    from studio.resources.image.storyboard.frame import reference_paths
 
     store = ArtifactStore.from_settings()
     chars = studio_config().characters.characters
@@ -131,7 +131,7 @@ def generate_images(batch_file: str = "examples/batch_images.yaml", batch: dict[
     """Render a batch file (or an inline `batch` mapping, which wins) and return the batch summary."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    from studio.resources.prefect_server import prepare_flow_run
+    from studio.resources.runtime.prefect_server import prepare_flow_run
 
     log = get_run_logger()
     # 1. plan: every request validated and every recipe built before any model is touched

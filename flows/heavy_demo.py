@@ -12,9 +12,9 @@ import zlib
 
 from prefect import flow, get_run_logger, task
 
-from studio.resources.artifacts import ArtifactRef, ArtifactStore, Recipe
-from studio.resources.prefect_server import prepare_flow_run
-from studio.resources.residency import HeavyModel, get_residency
+from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe
+from studio.resources.runtime.prefect_server import prepare_flow_run
+from studio.resources.runtime.residency import HeavyModel, get_residency
 from studio.tasks.caching import generation_task_options, heavy_tags
 
 DEMO_MODELS = ("demo-mlp-a@1", "demo-mlp-b@1")

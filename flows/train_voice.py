@@ -18,8 +18,9 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from studio.configs.settings import get_settings
-from studio.resources.voice_config import load_tts_config
-from studio.resources.voice_training import (
+from studio.resources.voice.config import load_tts_config
+from studio.resources.voice.line import resolve_voice
+from studio.resources.voice.training import (
     DatasetInvalidError,
     newest_weights,
     register_weights,
@@ -27,7 +28,6 @@ from studio.resources.voice_training import (
     validate_dataset,
     write_training_config,
 )
-from studio.resources.voices import resolve_voice
 from studio.tasks.caching import GPU_HEAVY_TAG
 
 
@@ -41,7 +41,7 @@ def validate_voice_dataset(list_path: str) -> dict:
 @task(name="run_training_step", tags=[GPU_HEAVY_TAG], task_run_name="gpt-sovits-{step[name]}")
 def run_training_step(step: dict, log_path: str, timeout_s: float) -> str:
     """One GPT-SoVITS step under the gpu-heavy slot and the per-GPU OS lock (models parked meanwhile)."""
-    from studio.resources.residency import get_residency
+    from studio.resources.runtime.residency import get_residency
 
     with get_residency().gpu_lock():
         run_step(step, Path(log_path), timeout_s)
@@ -83,7 +83,7 @@ def train_voice(character: str, dataset_list: str, exp_name: str | None = None, 
     exp = exp_name or f"{voice_id}-{time.strftime('%Y%m%d-%H%M%S')}"
     checkout = Path(gcfg.checkout).expanduser()
     work = get_settings().home / "voice_training" / exp
-    from studio.resources.voice_training import DatasetCheck
+    from studio.resources.voice.training import DatasetCheck
 
     plan = write_training_config(DatasetCheck(**check), exp, checkout, gcfg.python, cfg, work,
                                  sovits_epochs, gpt_epochs, batch_size)

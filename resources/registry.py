@@ -10,37 +10,38 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from studio.configs.schema import ModelEntry, StudioError, UnknownNameError, studio_config
+from studio.configs.errors import StudioError, UnknownNameError
+from studio.configs.schema import ModelEntry, studio_config
 
 BACKENDS: dict[str, dict[str, str]] = {
     "image": {
-        "storyboard": "studio.resources.storyboard:StoryboardImageBackend",
-        "diffusers-sdxl": "studio.resources.sdxl:DiffusersSDXLBackend",
+        "storyboard": "studio.resources.image.storyboard.frame:StoryboardImageBackend",
+        "diffusers-sdxl": "studio.resources.image.sdxl:DiffusersSDXLBackend",
     },
     "voice": {
-        "piper": "studio.resources.voice_piper:PiperVoiceBackend",
-        "gpt-sovits": "studio.resources.voice_gptsovits:GPTSoVITSVoiceBackend",
-        "hibari": "studio.resources.voice_hibari:HibariVoiceBackend",
-        "espeak": "studio.resources.voice_espeak:EspeakVoiceBackend",
+        "piper": "studio.resources.voice.piper:PiperVoiceBackend",
+        "gpt-sovits": "studio.resources.voice.gptsovits:GPTSoVITSVoiceBackend",
+        "hibari": "studio.resources.voice.hibari:HibariVoiceBackend",
+        "espeak": "studio.resources.voice.espeak:EspeakVoiceBackend",
     },
     "llm": {
-        "llama-cpp": "studio.resources.llm_servers:LlamaCppEndpoint",
-        "vllm": "studio.resources.llm_servers:VLLMEndpoint",
-        "openai-compatible": "studio.resources.llm:OpenAICompatibleEndpoint",
+        "llama-cpp": "studio.resources.llm.servers:LlamaCppEndpoint",
+        "vllm": "studio.resources.llm.servers:VLLMEndpoint",
+        "openai-compatible": "studio.resources.llm.client:OpenAICompatibleEndpoint",
     },
     "judge": {
-        "metric": "studio.agents.judge:MetricJudge",
-        "vlm": "studio.agents.judge:VLMJudge",
+        "metric": "studio.resources.judge.metric:MetricJudge",
+        "vlm": "studio.resources.judge.vlm:VLMJudge",
     },
     "embedder": {
-        "sentence-transformers": "studio.resources.knowledge:SentenceTransformerEmbedder",
+        "sentence-transformers": "studio.resources.knowledge.store:SentenceTransformerEmbedder",
     },
     "face": {
-        "mediapipe": "studio.resources.faces:MediapipeFaceEmbedder",
-        "insightface": "studio.resources.faces:InsightFaceEmbedder",
+        "mediapipe": "studio.resources.image.faces:MediapipeFaceEmbedder",
+        "insightface": "studio.resources.image.faces:InsightFaceEmbedder",
     },
     "lipsync": {
-        "wav2lip": "studio.resources.lipsync:Wav2LipBackend",
+        "wav2lip": "studio.resources.video.lipsync:Wav2LipBackend",
     },
 }
 

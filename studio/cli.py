@@ -12,7 +12,7 @@ import sys
 import typer
 from rich.console import Console
 
-from studio.configs.schema import StudioError
+from studio.configs.errors import StudioError
 
 app = typer.Typer(name="studio", help="Animation AI Studio: request → planned, rendered, voiced short.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -35,7 +35,7 @@ def _main(profile: str = typer.Option(None, "--profile", help="preview | gpu | a
     import os
 
     from studio.configs.settings import get_settings
-    from studio.resources.prefect_server import configure_prefect_env
+    from studio.resources.runtime.prefect_server import configure_prefect_env
 
     if profile:
         os.environ["STUDIO_PROFILE"] = profile

@@ -22,7 +22,7 @@ from prefect.cache_policies import TASK_SOURCE, CachePolicy
 from prefect.context import TaskRunContext
 
 from studio.configs.settings import GPU_HEAVY_TAG
-from studio.resources.artifacts import ArtifactRef, ArtifactStore, Recipe
+from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe
 
 
 def _as_recipe(value: Any) -> Recipe | None:

@@ -20,8 +20,8 @@ from typing import Any
 
 from prefect import task
 
-from studio.resources.artifacts import ArtifactRef, ArtifactStore, Recipe, sha256_file
-from studio.resources.images import ImageBackend, ImageRequest
+from studio.resources.image.request import ImageBackend, ImageRequest
+from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe, sha256_file
 from studio.tasks.caching import generation_task_options
 
 KEYFRAME_STAGE = "keyframe"
@@ -153,7 +153,7 @@ def face_embedder(name: str | None = None, profile: str | None = None) -> Any:
 
 # --------------------------------------------------------------------------- contact sheet
 def sheet_recipe(tiles: list[tuple[ArtifactRef, list[str]]], title: str, columns: int | None) -> Recipe:
-    from studio.resources.storyboard import RENDER_VERSION, font_tag
+    from studio.resources.image.storyboard.frame import RENDER_VERSION, font_tag
 
     return Recipe(stage=SHEET_STAGE, backend="pillow", model=f"contact-sheet@{RENDER_VERSION}+{font_tag()}",
                   params={"labels": [labels for _, labels in tiles], "title": title, "columns": columns},
@@ -162,7 +162,7 @@ def sheet_recipe(tiles: list[tuple[ArtifactRef, list[str]]], title: str, columns
 
 @task(task_run_name="contact-sheet", **generation_task_options(heavy=False))
 def render_contact_sheet(recipe: Recipe, tiles: list[tuple[ArtifactRef, list[str]]]) -> ArtifactRef:
-    from studio.resources.storyboard import make_contact_sheet
+    from studio.resources.image.storyboard.frame import make_contact_sheet
 
     store = ArtifactStore.from_settings()
     local = [(store.local_path(ref), labels) for ref, labels in tiles]

@@ -13,8 +13,8 @@ from prefect.cache_policies import NO_CACHE
 @task(name="index_knowledge_pack", cache_policy=NO_CACHE, persist_result=False)
 def index_knowledge_pack(pack_dir: str | None = None) -> dict[str, dict[str, Any]]:
     from studio.configs.settings import get_settings
-    from studio.resources.knowledge import KnowledgeBase
-    from studio.resources.knowledge_pack import index_pack
+    from studio.resources.knowledge.pack import index_pack
+    from studio.resources.knowledge.store import KnowledgeBase
 
     pack = Path(pack_dir) if pack_dir else get_settings().knowledge_path
     stats = index_pack(KnowledgeBase.from_settings(), pack)
@@ -25,7 +25,7 @@ def index_knowledge_pack(pack_dir: str | None = None) -> dict[str, dict[str, Any
 def ensure_knowledge_indexes(min_rows: int = 20_000) -> list[str]:
     """Build the ANN index of every collection that has grown past `min_rows` (bench/RESULTS.md: exact search
     wins at 10k chunks, the index at 100k). Collections that have one already, or are small, are skipped."""
-    from studio.resources.knowledge import COLLECTIONS, KnowledgeBase
+    from studio.resources.knowledge.store import COLLECTIONS, KnowledgeBase
 
     kb = KnowledgeBase.from_settings()
     return [c for c in COLLECTIONS if kb.ensure_index(c, min_rows=min_rows)]
@@ -33,7 +33,7 @@ def ensure_knowledge_indexes(min_rows: int = 20_000) -> list[str]:
 
 @task(name="index_past_generation", cache_policy=NO_CACHE, persist_result=False)
 def index_past_generation_task(manifest_path: str) -> dict[str, Any]:
-    from studio.resources.knowledge_pack import index_past_generation
+    from studio.resources.knowledge.pack import index_past_generation
 
     return index_past_generation(manifest_path).as_dict()
 
@@ -41,7 +41,7 @@ def index_past_generation_task(manifest_path: str) -> dict[str, Any]:
 @task(name="search_knowledge", cache_policy=NO_CACHE, persist_result=False)
 def search_knowledge_task(query: str, collection: str | None = None, k: int = 5,
                           character: str | None = None) -> list[dict[str, Any]]:
-    from studio.resources.knowledge import KnowledgeBase
+    from studio.resources.knowledge.store import KnowledgeBase
 
     where = {"character": character} if character else None
     return [h.model_dump() for h in KnowledgeBase.from_settings().search(query, collection, k, where)]

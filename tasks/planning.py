@@ -11,13 +11,13 @@ from typing import Any
 
 from prefect import task
 
-from studio.agents.plan import Plan
-from studio.resources.artifacts import ArtifactRef, ArtifactStore, Recipe
+from studio.configs.vocabulary import Plan
+from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe
 from studio.tasks.caching import generation_task_options, heavy_tags
 
 
 def _endpoint(profile: str | None) -> Any:
-    from studio.resources.llm_servers import llm_endpoint
+    from studio.resources.llm.servers import llm_endpoint
 
     return llm_endpoint(profile)
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from prefect import task
 
-from studio.agents.plan import Plan, Shot
-from studio.resources.artifacts import ArtifactRef, ArtifactStore, Recipe
+from studio.configs.vocabulary import Plan, Shot
+from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe
 from studio.tasks.caching import generation_task_options
 
 FOOTAGE_STAGE = "footage_pick"
@@ -50,7 +50,7 @@ def film_scenes_fingerprint() -> str:
     """Changes when the indexed films change, so picks are redone against the new index."""
     import hashlib
 
-    from studio.resources.knowledge import KnowledgeBase
+    from studio.resources.knowledge.store import KnowledgeBase
 
     hashes = KnowledgeBase.from_settings().hashes("film_scenes")
     return "film_scenes@" + hashlib.sha256(json.dumps(sorted(hashes.items())).encode()).hexdigest()[:16]
@@ -68,8 +68,8 @@ def choose_window(hit_meta: dict, need_s: float, video_s: float) -> tuple[float,
 @task(task_run_name="pick-footage", **generation_task_options(heavy=False))
 def pick_footage(recipe: Recipe, shot: Shot) -> ArtifactRef:
     """Retrieve the best-matching indexed film scene for a footage shot and fix the clip window."""
-    from studio.resources.knowledge import KnowledgeBase
-    from studio.resources.media import probe, sample_footage_path
+    from studio.resources.knowledge.store import KnowledgeBase
+    from studio.resources.media.ffmpeg import probe, sample_footage_path
 
     store = ArtifactStore.from_settings()
     if (ref := store.lookup(recipe)) is not None:
@@ -94,7 +94,7 @@ def footage_frame(pick_ref: ArtifactRef) -> ArtifactRef:
     """A still of the picked window (for the storyboard sheet and the judge)."""
     from PIL import Image
 
-    from studio.resources.media import read_frame
+    from studio.resources.media.ffmpeg import read_frame
 
     store = ArtifactStore.from_settings()
     recipe = Recipe(stage=FOOTAGE_FRAME_STAGE, backend="ffmpeg", inputs=[pick_ref.sha256], params={"at": "mid"})
@@ -119,7 +119,7 @@ def judge_recipe(judge: Any, plan: Plan, media: list[dict]) -> Recipe:
 @task(task_run_name="judge-shots", **generation_task_options(heavy=False))
 def judge_shots(recipe: Recipe, media: list[dict], profile: str | None = None) -> ArtifactRef:
     """Score every shot with the profile's judge (metric judge on preview, VLM judge on gpu)."""
-    from studio.agents.judge import ShotMedia
+    from studio.resources.judge.metric import ShotMedia
     from studio.resources.registry import load_backend
 
     store = ArtifactStore.from_settings()
@@ -154,8 +154,8 @@ def caption_for(shot: Shot, max_chars: int = 48) -> str:
 
 def segment_spec_for(shot: Shot, *, keyframe: Path | None, footage: dict | None, voice: Path | None,
                      voice_s: float | None) -> Any:
-    from studio.resources.editing import SegmentSpec
-    from studio.resources.effects import resolve_effects
+    from studio.resources.video.effects.chain import resolve_effects
+    from studio.resources.video.segment import SegmentSpec
 
     needs_caption = any(e.name == "caption" for e in resolve_effects(list(shot.effects)))
     common: dict[str, Any] = {

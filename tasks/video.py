@@ -19,12 +19,12 @@ from typing import Any
 
 from prefect import task
 
-from studio.resources.artifacts import ArtifactRef, ArtifactStore, Recipe, sha256_file
-from studio.resources.editing import SegmentSpec, SubtitleCue, assemble_segments, render_segment_file, write_srt
-from studio.resources.effects import resolve_effects
-from studio.resources.media import OutputFormat, ffmpeg_version, video_config
-from studio.resources.procedural_audio import GENERATOR_VERSION
-from studio.resources.video_analysis import Chunk, Scene, analyze_range, detect_cuts_in_range
+from studio.resources.audio.procedural import GENERATOR_VERSION
+from studio.resources.media.ffmpeg import OutputFormat, ffmpeg_version, video_config
+from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe, sha256_file
+from studio.resources.video.analysis import Chunk, Scene, analyze_range, detect_cuts_in_range
+from studio.resources.video.effects.chain import resolve_effects
+from studio.resources.video.segment import SegmentSpec, SubtitleCue, assemble_segments, render_segment_file, write_srt
 from studio.tasks.caching import generation_task_options
 
 RENDER_VERSION = 1  # bump when the renderer's output for the same spec changes
@@ -271,7 +271,7 @@ def lipsync_recipe(visual: str | Path, voice: str | Path, backend_id: str) -> Re
 @task(name="sync_lips", task_run_name="sync_lips", **generation_task_options(heavy=True))
 def sync_lips(recipe: Recipe, visual: str, voice: str) -> ArtifactRef:
     """Wav2Lip on a still or clip + a voice line → a lip-synced clip (gpu profile only; never faked)."""
-    from studio.resources.lipsync import Wav2LipBackend
+    from studio.resources.video.lipsync import Wav2LipBackend
 
     store = ArtifactStore.from_settings()
     if (ref := store.lookup(recipe)) is not None:

@@ -16,8 +16,8 @@ from typing import Any
 
 from prefect import task
 
-from studio.resources.artifacts import ArtifactRef, ArtifactStore, Recipe, StoreError
-from studio.resources.voices import LineSpec, get_backend, plan_line, render_line, scratch_dir
+from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe, StoreError
+from studio.resources.voice.line import LineSpec, get_backend, plan_line, render_line, scratch_dir
 from studio.tasks.caching import generation_task_options, heavy_tags
 
 LINE_STAGE = "voice_line"
@@ -44,7 +44,7 @@ def timing_recipe(line: Recipe) -> Recipe:
 
 def recipe_is_heavy(recipe: Recipe) -> bool:
     spec = LineSpec.model_validate(recipe.params)
-    from studio.resources.voices import _entry_for_model
+    from studio.resources.voice.line import _entry_for_model
 
     return bool(_entry_for_model(spec).heavy)
 
@@ -56,7 +56,7 @@ def make_line(recipe: Recipe, store: ArtifactStore | None = None) -> ArtifactRef
     if ref is not None and store.lookup(timing_recipe(recipe)) is not None:
         return ref
     spec = LineSpec.model_validate(recipe.params)
-    from studio.resources.voices import _entry_for_model
+    from studio.resources.voice.line import _entry_for_model
 
     backend = get_backend(spec.model_name, _entry_for_model(spec))
     with scratch_dir() as tmp:
@@ -88,7 +88,7 @@ def synthesize_lines(recipe: Recipe, lines: list[Recipe]) -> ArtifactRef:
     specs = [LineSpec.model_validate(r.params) for r in lines]
     refs: list[dict[str, Any]] = []
     if specs:
-        from studio.resources.voices import _entry_for_model
+        from studio.resources.voice.line import _entry_for_model
 
         backend = get_backend(specs[0].model_name, _entry_for_model(specs[0]))
         with backend.session():  # one residency hold / server start for the whole stage
@@ -129,7 +129,7 @@ def export_line(ref: ArtifactRef, out_path: Path | str, store: ArtifactStore | N
     """Copy a stored line (and its timing JSON) to a user-visible path."""
     import shutil
 
-    from studio.resources.voices import timing_path_for
+    from studio.resources.voice.line import timing_path_for
 
     store = store or ArtifactStore.from_settings()
     out_path = Path(out_path)

@@ -6,18 +6,12 @@ The environment is set here, at conftest import, because Prefect reads its setti
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 from pathlib import Path
 
 import pytest
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
+from support.env import free_port as _free_port
+from support.env import studio_env  # noqa: F401  (re-exported for older imports)
 
 _HOME = Path(tempfile.mkdtemp(prefix="studio-test-home-"))
 os.environ["STUDIO_HOME"] = str(_HOME)
@@ -29,12 +23,12 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from studio.configs.settings import get_settings  # noqa: E402
-from studio.resources.prefect_server import configure_prefect_env  # noqa: E402
+from studio.resources.runtime.prefect_server import configure_prefect_env  # noqa: E402
 
 get_settings.cache_clear()
 configure_prefect_env()
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -45,10 +39,10 @@ def studio_home() -> Path:
 @pytest.fixture(scope="session")
 def prefect_server(studio_home: Path):
     """A real Prefect API server on loopback, started through the studio's own `start_server`."""
-    from studio.resources.prefect_server import start_server, stop_server
+    from studio.resources.runtime.prefect_server import start_server, stop_server
 
     st = start_server()
-    from studio.resources.gpu_limit import ensure_gpu_limit
+    from studio.resources.runtime.gpu_limit import ensure_gpu_limit
 
     ensure_gpu_limit()
     yield st.api_url
@@ -81,9 +75,3 @@ def isolated_store(tmp_path, monkeypatch):
     get_settings.cache_clear()
     yield tmp_path / "store"
     get_settings.cache_clear()
-
-
-def studio_env(**extra: str) -> dict[str, str]:
-    """Environment for subprocesses (CLI, flow processes) that share this test session's home and server."""
-    env = {**os.environ, **extra}
-    return env

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from studio.configs.schema import StudioError
+from studio.configs.errors import StudioError
 
 out = Console()
 err = Console(stderr=True)
@@ -24,8 +24,8 @@ def batch(file: Path = typer.Argument(..., exists=True, dir_okay=False, help="Ba
           start_server: bool = typer.Option(True, help="Start the local Prefect server when it is down.")) -> None:
     """Render a batch (characters × prompts × seeds × LoRA weights) as a Prefect flow run."""
     from studio.flows.generate_images import generate_images, plan_batch
-    from studio.resources.prefect_server import server_status
-    from studio.resources.prefect_server import start_server as _start
+    from studio.resources.runtime.prefect_server import server_status
+    from studio.resources.runtime.prefect_server import start_server as _start
 
     # Bad files, names, sizes and model paths fail here, before the server starts or a model loads.
     spec, backend, _embedder, items, _ = plan_batch(str(file.resolve()))
@@ -53,7 +53,7 @@ def tiny(out_dir: Path = typer.Option(None, "--out", help="Where to write (defau
          seed: int = typer.Option(0, help="Seed of the random weights.")) -> None:
     """Build a tiny random-weight SDXL + 2 ControlNets + 2 LoRAs and a config folder that uses them."""
     from studio.configs.settings import get_settings
-    from studio.resources.tiny_models import build_tiny_models, write_tiny_configs
+    from studio.resources.image.tiny_models import build_tiny_models, write_tiny_configs
 
     s = get_settings()
     target = (out_dir or s.home / "models" / "tiny").expanduser().resolve()

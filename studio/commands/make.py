@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from studio.configs.schema import StudioError
+from studio.configs.errors import StudioError
 
 out = Console()
 
@@ -44,7 +44,7 @@ def _read_plan(path: Path) -> dict:
 
 
 def _check_request(request: str, shots: int | None) -> str:
-    from studio.agents.plan import MAX_SHOTS
+    from studio.configs.vocabulary import MAX_SHOTS
     from studio.flows.create_short import MAX_REQUEST_CHARS
 
     req = " ".join(request.split())
@@ -84,8 +84,8 @@ def make(request: str = typer.Argument(..., help="what the short is about"),
 
     from studio.configs.settings import get_settings
     from studio.flows.create_short import slugify
-    from studio.resources.prefect_server import ensure_result_storage, server_status
-    from studio.resources.prefect_server import start_server as _start
+    from studio.resources.runtime.prefect_server import ensure_result_storage, server_status
+    from studio.resources.runtime.prefect_server import start_server as _start
 
     req = _check_request(request, shots)
     plan = _read_plan(plan_file) if plan_file else None

@@ -41,8 +41,8 @@ def knowledge_index(pack: Path = typer.Option(None, "--pack", help="Knowledge pa
                                                         "to index into past_generations (repeatable).")) -> None:
     """Index the knowledge pack (embeds only changed chunks, deletes removed ones) and manifests."""
     from studio.configs.settings import get_settings
-    from studio.resources.knowledge import KnowledgeBase
-    from studio.resources.knowledge_pack import index_pack, index_past_generation
+    from studio.resources.knowledge.pack import index_pack, index_past_generation
+    from studio.resources.knowledge.store import KnowledgeBase
 
     kb = KnowledgeBase.from_settings()
     folder = pack or get_settings().knowledge_path
@@ -61,7 +61,7 @@ def knowledge_search(query: str = typer.Argument(...),
                      k: int = typer.Option(5, "-k", min=1, max=50),
                      as_json: bool = typer.Option(False, "--json")) -> None:
     """Search the knowledge base (cosine similarity; filters by collection and character id)."""
-    from studio.resources.knowledge import KnowledgeBase
+    from studio.resources.knowledge.store import KnowledgeBase
 
     hits = KnowledgeBase.from_settings().search(query, collection, k, {"character": character} if character else None)
     if as_json:
@@ -76,7 +76,7 @@ def knowledge_search(query: str = typer.Argument(...),
 @llm_app.command("start")
 def llm_start() -> None:
     """Start the profile's LLM server (PID and log under STUDIO_HOME) and wait until it serves the model."""
-    from studio.resources.llm_servers import llm_endpoint
+    from studio.resources.llm.servers import llm_endpoint
 
     ep = llm_endpoint()
     if not getattr(ep, "managed", False):
@@ -89,7 +89,7 @@ def llm_start() -> None:
 @llm_app.command("stop")
 def llm_stop() -> None:
     """Stop the profile's LLM server."""
-    from studio.resources.llm_servers import llm_endpoint
+    from studio.resources.llm.servers import llm_endpoint
 
     ep = llm_endpoint()
     stopped = getattr(ep, "managed", False) and ep.stop()
@@ -99,7 +99,7 @@ def llm_stop() -> None:
 @llm_app.command("status")
 def llm_status() -> None:
     """Whether the profile's LLM server runs and serves its model."""
-    from studio.resources.llm_servers import llm_endpoint
+    from studio.resources.llm.servers import llm_endpoint
 
     ep = llm_endpoint()
     if not getattr(ep, "managed", False):

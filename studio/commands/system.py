@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from studio.configs.schema import StudioError
+from studio.configs.errors import StudioError
 
 out = Console()
 server_app = typer.Typer(help="The local Prefect server (127.0.0.1, SQLite under STUDIO_HOME).", no_args_is_help=True)
@@ -19,11 +19,11 @@ gpu_app = typer.Typer(help="GPU residency and the gpu-heavy slot.", no_args_is_h
 @server_app.command("start")
 def server_start() -> None:
     """Start the server in the background (PID and log under STUDIO_HOME); create the gpu-heavy limit."""
-    from studio.resources.prefect_server import server_status, start_server
+    from studio.resources.runtime.prefect_server import server_status, start_server
 
     before = server_status()
     st = start_server()
-    from studio.resources.gpu_limit import ensure_gpu_limit
+    from studio.resources.runtime.gpu_limit import ensure_gpu_limit
 
     limit = ensure_gpu_limit()
     verb = "already running" if before.healthy else "started"
@@ -34,7 +34,7 @@ def server_start() -> None:
 @server_app.command("stop")
 def server_stop() -> None:
     """Stop the server this studio home started."""
-    from studio.resources.prefect_server import stop_server
+    from studio.resources.runtime.prefect_server import stop_server
 
     out.print("stopped" if stop_server() else "no server of this studio home was running")
 
@@ -42,7 +42,7 @@ def server_stop() -> None:
 @server_app.command("status")
 def server_status_cmd() -> None:
     """Print whether the server runs and answers, and the UI URL."""
-    from studio.resources.prefect_server import server_status
+    from studio.resources.runtime.prefect_server import server_status
 
     st = server_status()
     state = "[green]healthy[/]" if st.healthy else ("[yellow]starting/unhealthy[/]" if st.running else "[red]down[/]")
@@ -57,9 +57,9 @@ def server_status_cmd() -> None:
 @gpu_app.command("status")
 def gpu_status(as_json: bool = typer.Option(False, "--json")) -> None:
     """Resident models (from the residency record), VRAM if NVIDIA is present, and slot holders."""
-    from studio.resources.gpu_slots import slot_report
-    from studio.resources.residency import ResidencyManager, read_residency_log
-    from studio.resources.vram import vram_report
+    from studio.resources.runtime.gpu_slots import slot_report
+    from studio.resources.runtime.residency import ResidencyManager, read_residency_log
+    from studio.resources.runtime.vram import vram_report
 
     rows = read_residency_log()
     last: dict[tuple[int, str], dict] = {}
@@ -92,7 +92,7 @@ def gpu_status(as_json: bool = typer.Option(False, "--json")) -> None:
 @gpu_app.command("reset")
 def gpu_reset(force: bool = typer.Option(False, "--force", help="free slots even if a holder looks alive")) -> None:
     """Free leaked gpu-heavy slots whose holders are dead (crashed/killed task runs)."""
-    from studio.resources.gpu_slots import free_dead_slots
+    from studio.resources.runtime.gpu_slots import free_dead_slots
 
     freed, kept = free_dead_slots(force=force)
     out.print(f"freed {freed} slot(s); {kept} held by live task runs" + (" (use --force)" if kept else ""))
@@ -101,7 +101,7 @@ def gpu_reset(force: bool = typer.Option(False, "--force", help="free slots even
 # ---------------------------------------------------------------------- doctor
 def doctor() -> None:
     """Check server, limit, ffmpeg, configs, models and GPU; print what to fix."""
-    from studio.resources.doctor import run_checks
+    from studio.resources.runtime.doctor import run_checks
 
     results = run_checks()
     t = Table("check", "status", "detail")
@@ -120,8 +120,8 @@ def demo(label: str = typer.Option("demo"), tasks: int = typer.Option(3, min=1, 
          hold_s: float = typer.Option(0.0, help="seconds each task holds the model (simulates a long render)"),
          start_server: bool = typer.Option(True, help="start the local server when it is down")) -> None:
     """Run the spine's smoke flow: heavy tasks through the residency manager, cached on rerun."""
-    from studio.resources.prefect_server import server_status
-    from studio.resources.prefect_server import start_server as _start
+    from studio.resources.runtime.prefect_server import server_status
+    from studio.resources.runtime.prefect_server import start_server as _start
 
     if not server_status().healthy:
         if not start_server:
@@ -129,7 +129,7 @@ def demo(label: str = typer.Option("demo"), tasks: int = typer.Option(3, min=1, 
         out.print("Prefect server is not running: starting it (studio server start)…")
         _start()
     from studio.flows.heavy_demo import heavy_demo
-    from studio.resources.prefect_server import ensure_result_storage
+    from studio.resources.runtime.prefect_server import ensure_result_storage
 
     ensure_result_storage()
 
@@ -149,7 +149,7 @@ def worker_start(queue: list[str] = typer.Option([], "--queue", "-q", help="work
     import sys
 
     from studio.deployments.bootstrap import POOL
-    from studio.resources.prefect_server import ensure_result_storage, require_server
+    from studio.resources.runtime.prefect_server import ensure_result_storage, require_server
 
     require_server()
     ensure_result_storage()

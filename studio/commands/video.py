@@ -24,13 +24,13 @@ def analyze(video: Path = typer.Argument(..., help="The film to analyse."),
             no_index: bool = typer.Option(False, "--no-index", help="Do not upsert scenes into film_scenes."),
             local: bool = typer.Option(False, "--local", help="Analyse in this process, without Prefect.")) -> None:
     """Detect scenes and analyse each shot (camera motion, composition, coherence, keyframe)."""
-    from studio.resources.media import require_video
+    from studio.resources.media.ffmpeg import require_video
 
     require_video(video)  # a clear error before any server or process pool starts
     if detector not in (None, "content", "adaptive"):
         raise typer.BadParameter("--detector must be content or adaptive")
     if local:
-        from studio.resources.video_analysis import analyze_video
+        from studio.resources.video.analysis import analyze_video
 
         shots = analyze_video(video, out, workers=_workers(), detector=detector)
         rows = [s.model_dump(mode="json") | {"description": s.description()} for s in shots]
@@ -39,7 +39,7 @@ def analyze(video: Path = typer.Argument(..., help="The film to analyse."),
             (out / "analysis.json").write_text(json.dumps({"video": str(video), "shots": rows}, indent=2))
         _print_rows(rows)
         return
-    from studio.resources.prefect_server import require_server
+    from studio.resources.runtime.prefect_server import require_server
 
     require_server()  # a clear "start the server" message instead of Prefect's traceback (or use --local)
     from prefect.task_runners import ProcessPoolTaskRunner
@@ -48,7 +48,7 @@ def analyze(video: Path = typer.Argument(..., help="The film to analyse."),
 
     flow = analyze_film.with_options(task_runner=ProcessPoolTaskRunner(max_workers=workers()))
     result = flow(str(video), str(out) if out else None, detector, chunk_seconds, not no_index)
-    from studio.resources.artifacts import ArtifactRef, ArtifactStore
+    from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore
 
     data = ArtifactStore.from_settings().read_json(ArtifactRef(**result["analysis"]))
     _print_rows(data["shots"])
@@ -77,10 +77,10 @@ def edit(edit_file: Path = typer.Argument(..., help="Edit list YAML: format, mus
     """Render an edit list (segments with effects, parody recipes, voice, SFX) and assemble the cut."""
     import yaml
 
-    from studio.configs.schema import ConfigError
-    from studio.resources.artifacts import ArtifactStore
-    from studio.resources.editing import SegmentSpec
-    from studio.resources.media import video_config
+    from studio.configs.errors import ConfigError
+    from studio.resources.media.ffmpeg import video_config
+    from studio.resources.runtime.artifacts import ArtifactStore
+    from studio.resources.video.segment import SegmentSpec
     from studio.tasks.video import export_artifact, render_cut_local
 
     try:
@@ -111,7 +111,7 @@ def edit(edit_file: Path = typer.Argument(..., help="Edit list YAML: format, mus
 
 def effects() -> None:
     """List the effect library and the parody recipes."""
-    from studio.resources.effects import load_library
+    from studio.resources.video.effects.chain import load_library
 
     lib = load_library()
     for name, d in sorted(lib.effects.items()):

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from studio.configs.schema import StudioError
+from studio.configs.errors import StudioError
 
 out = Console()
 err = Console(stderr=True)
@@ -32,14 +32,14 @@ def say(character: str = typer.Argument(..., help="Character id, name or alias (
         seed: int = typer.Option(0, help="Seed (part of the cache key; change it for another take)."),
         cache: bool = typer.Option(True, help="Reuse/keep the line in the artifact store.")) -> None:
     """Say a line as a character, with emotion, into a WAV (+ timing JSON)."""
-    from studio.resources.voices import plan_line, synthesize_line_file
+    from studio.resources.voice.line import plan_line, synthesize_line_file
 
     if not cache:
         res = synthesize_line_file(character, text, emotion, intensity, out_path, language=language, seed=seed,
                                    backend=backend)
         _print_line(res.summary(), res.path)
         return
-    from studio.resources.artifacts import ArtifactStore
+    from studio.resources.runtime.artifacts import ArtifactStore
     from studio.tasks.voice import export_line, make_line, read_line_timing, recipe_from_spec
 
     spec = plan_line(character, text, emotion, intensity, language=language, seed=seed, backend=backend)
@@ -71,8 +71,8 @@ def _print_line(summary: dict, path: Path) -> None:
 def list_voices() -> None:
     """Characters, their voices and which voice backends can run here."""
     from studio.configs.schema import studio_config
-    from studio.resources.voice_config import load_character_voices
-    from studio.resources.voices import BackendUnavailableError, _entry_for_backend, get_backend
+    from studio.resources.voice.config import load_character_voices
+    from studio.resources.voice.line import BackendUnavailableError, _entry_for_backend, get_backend
 
     voices = load_character_voices().voices
     t = Table("character", "voice", "language", "speed", "pitch", "GPT-SoVITS refs", title="voices")
@@ -104,7 +104,7 @@ def dataset(audio: Path = typer.Argument(..., exists=True, dir_okay=False, help=
             chunk_s: float = typer.Option(None, "--chunk-s", help="Seconds of source per resumable chunk."),
             start_server: bool = typer.Option(True, help="Start the local Prefect server when it is down.")) -> None:
     """Extract a character's clips + texts from a film into a GPT-SoVITS training list (resumable)."""
-    from studio.resources.voice_dataset import plan_dataset
+    from studio.resources.voice.dataset import plan_dataset
 
     plan_dataset(audio, speaker, language, srt, chunk_s)  # bad inputs fail before any server starts
     _ensure_server(start_server)
@@ -137,28 +137,28 @@ def train(character: str = typer.Argument(..., help="Character whose voice to tr
 @server_app.command("start")
 def server_start() -> None:
     """Start api_v2.py from the configured GPT-SoVITS checkout and wait until it answers."""
-    from studio.resources.voice_gptsovits import GPTSoVITSServer
+    from studio.resources.voice.gptsovits import GPTSoVITSServer
 
     out.print(GPTSoVITSServer().start())
 
 
 @server_app.command("stop")
 def server_stop() -> None:
-    from studio.resources.voice_gptsovits import GPTSoVITSServer
+    from studio.resources.voice.gptsovits import GPTSoVITSServer
 
     out.print("stopped" if GPTSoVITSServer().stop() else "not running")
 
 
 @server_app.command("status")
 def server_status() -> None:
-    from studio.resources.voice_gptsovits import GPTSoVITSServer
+    from studio.resources.voice.gptsovits import GPTSoVITSServer
 
     out.print(GPTSoVITSServer().status())
 
 
 def _ensure_server(start: bool) -> None:
-    from studio.resources.prefect_server import server_status as prefect_status
-    from studio.resources.prefect_server import start_server as prefect_start
+    from studio.resources.runtime.prefect_server import server_status as prefect_status
+    from studio.resources.runtime.prefect_server import start_server as prefect_start
 
     if not prefect_status().healthy:
         if not start:

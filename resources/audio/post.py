@@ -1,0 +1,374 @@
+"""Audio post-processing shared by every voice backend and the dataset builder.
+
+Pure numpy/librosa/pyloudnorm functions on float32 mono arrays, plus decoding (soundfile, then ffmpeg for
+anything else) and atomic WAV writing. Nothing here knows about characters or backends.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import shutil
+import subprocess
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from studio.configs.errors import StudioError
+
+_EPS = 1e-10
+
+
+class CorruptAudioError(StudioError):
+    """Audio that cannot be decoded or is empty."""
+
+
+# --------------------------------------------------------------------------- decode / encode
+
+
+def decode_bytes(data: bytes, what: str = "audio") -> tuple[np.ndarray, int]:
+    """Decode WAV/FLAC/OGG bytes to float32 mono. Raises CorruptAudioError with a readable cause."""
+    import soundfile as sf
+
+    if not data:
+        raise CorruptAudioError(f"{what} is empty (0 bytes)")
+    try:
+        y, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except Exception as e:  # noqa: BLE001 - libsndfile raises several types
+        raise CorruptAudioError(f"{what} is not decodable audio ({len(data)} bytes, starts {data[:12]!r}): {e}")
+    return _checked(y.mean(axis=1), sr, what), sr
+
+
+def load_audio(path: Path | str, sr: int | None = None, mono: bool = True, offset_s: float = 0.0,
+               duration_s: float | None = None) -> tuple[np.ndarray, int]:
+    """Read a file as float32 mono. WAV/FLAC/OGG via soundfile; anything else (mp3, aac, mkv, mp4) via ffmpeg."""
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.is_file():
+        raise CorruptAudioError(f"audio file not found: {path}")
+    try:
+        info = sf.info(str(path))
+        start = int(offset_s * info.samplerate)
+        frames = -1 if duration_s is None else int(duration_s * info.samplerate)
+        y, file_sr = sf.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
+        y = y.mean(axis=1) if mono else y.T
+        if sr and sr != file_sr:
+            y = resample(y, file_sr, sr)
+            file_sr = sr
+        return _checked(y, file_sr, str(path)), file_sr
+    except CorruptAudioError:
+        raise
+    except Exception:  # noqa: BLE001 - not a libsndfile format: let ffmpeg try
+        return ffmpeg_decode(path, sr or 44100, offset_s, duration_s)
+
+
+def ffmpeg_decode(path: Path | str, sr: int, offset_s: float = 0.0, duration_s: float | None = None
+                  ) -> tuple[np.ndarray, int]:
+    """Decode any format ffmpeg reads (film audio tracks included) to float32 mono at `sr`."""
+    exe = ffmpeg_binary()
+    cmd = [exe, "-nostdin", "-v", "error"]
+    if offset_s > 0:
+        cmd += ["-ss", f"{offset_s:.3f}"]  # before -i: fast seek, sample-accurate for audio
+    cmd += ["-i", str(path)]
+    if duration_s is not None:
+        cmd += ["-t", f"{duration_s:.3f}"]
+    cmd += ["-vn", "-ac", "1", "-ar", str(sr), "-f", "f32le", "pipe:1"]
+    proc = subprocess.run(cmd, capture_output=True)
+    if proc.returncode != 0:
+        msg = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
+        raise CorruptAudioError(f"ffmpeg cannot decode {path}: {msg[0]}")
+    y = np.frombuffer(proc.stdout, dtype=np.float32).copy()
+    return _checked(y, sr, str(path), allow_empty=offset_s > 0), sr
+
+
+def probe_duration(path: Path | str) -> float:
+    """Duration in seconds (ffprobe; soundfile for plain WAV/FLAC)."""
+    import soundfile as sf
+
+    try:
+        return float(sf.info(str(path)).duration)
+    except Exception:  # noqa: BLE001
+        pass
+    exe = shutil.which("ffprobe")
+    if exe is None:
+        y, sr = ffmpeg_decode(path, 16000)
+        return len(y) / sr
+    proc = subprocess.run([exe, "-v", "error", "-show_entries", "format=duration", "-of",
+                           "default=noprint_wrappers=1:nokey=1", str(path)], capture_output=True, text=True)
+    try:
+        return float(proc.stdout.strip())
+    except ValueError:
+        raise CorruptAudioError(f"cannot read the duration of {path}: "
+                                f"{proc.stderr.strip() or 'ffprobe found no audio'}") from None
+
+
+def ffmpeg_binary() -> str:
+    exe = shutil.which("ffmpeg")
+    if exe:
+        return exe
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except Exception:  # noqa: BLE001
+        raise StudioError("ffmpeg is not installed: `apt-get install ffmpeg` (or pip install imageio-ffmpeg)")
+
+
+def _checked(y: np.ndarray, sr: int, what: str, allow_empty: bool = False) -> np.ndarray:
+    y = np.asarray(y, dtype=np.float32)
+    if y.size == 0 and not allow_empty:
+        raise CorruptAudioError(f"{what} holds no audio samples")
+    if not np.all(np.isfinite(y)):
+        raise CorruptAudioError(f"{what} contains NaN/inf samples")
+    return y
+
+
+def write_wav(path: Path | str, y: np.ndarray, sr: int, channels: int = 1) -> Path:
+    """16-bit PCM WAV, written to a temp name and renamed (a crash never leaves half a file)."""
+    import soundfile as sf
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = np.clip(y, -1.0, 1.0)
+    if channels == 2:
+        data = np.stack([data, data], axis=1)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        sf.write(str(tmp), data, sr, subtype="PCM_16", format="WAV")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+# --------------------------------------------------------------------------- edits
+
+
+def resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    if sr_in == sr_out or y.size == 0:
+        return y.astype(np.float32)
+    import librosa
+
+    return librosa.resample(y.astype(np.float32), orig_sr=sr_in, target_sr=sr_out, res_type="soxr_hq")
+
+
+def trim_silence(y: np.ndarray, sr: int, top_db: float = 40.0) -> tuple[np.ndarray, int, int]:
+    """Cut leading/trailing audio quieter than peak - top_db. Returns (trimmed, start, end) in samples."""
+    import librosa
+
+    if y.size == 0:
+        return y, 0, 0
+    frame = max(256, int(sr * 0.025))
+    hop = frame // 4
+    _, (start, end) = librosa.effects.trim(y, top_db=top_db, frame_length=frame, hop_length=hop)
+    return y[start:end], int(start), int(end)
+
+
+def integrated_loudness(y: np.ndarray, sr: int) -> float:
+    """ITU-R BS.1770 integrated loudness (LUFS). Clips shorter than one 400 ms gating block fall back to RMS."""
+    if y.size == 0:
+        return -math.inf
+    if len(y) < int(0.4 * sr) + 1:
+        rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
+        return 20 * math.log10(rms + _EPS) - 0.691  # ≈ K-weighted level for speech-band content
+    import pyloudnorm
+
+    return float(pyloudnorm.Meter(sr).integrated_loudness(y.astype(np.float64)))
+
+
+def loudness_normalize(y: np.ndarray, sr: int, target_lufs: float, peak_ceiling_db: float = -1.0) -> np.ndarray:
+    """Gain to `target_lufs`; if that pushes the peak over the ceiling, a soft limiter holds it there."""
+    current = integrated_loudness(y, sr)
+    if not math.isfinite(current):
+        return y
+    out = y * (10 ** ((target_lufs - current) / 20.0))
+    ceiling = 10 ** (peak_ceiling_db / 20.0)
+    peak = float(np.max(np.abs(out))) if out.size else 0.0
+    if peak > ceiling:
+        # tanh knee above 70 % of the ceiling: loud consonant peaks are rounded, the body keeps its level
+        knee = 0.7 * ceiling
+        mag = np.abs(out)
+        over = mag > knee
+        mag[over] = knee + (ceiling - knee) * np.tanh((mag[over] - knee) / (ceiling - knee))
+        out = np.sign(out) * mag
+    return out.astype(np.float32)
+
+
+def pad(y: np.ndarray, sr: int, ms: float) -> np.ndarray:
+    n = int(sr * ms / 1000)
+    return np.concatenate([np.zeros(n, np.float32), y, np.zeros(n, np.float32)]) if n else y
+
+
+def pitch_shift(y: np.ndarray, sr: int, semitones: float) -> np.ndarray:
+    if abs(semitones) < 1e-3 or y.size < 2048:
+        return y
+    import librosa
+
+    return librosa.effects.pitch_shift(y, sr=sr, n_steps=float(semitones), res_type="soxr_hq").astype(np.float32)
+
+
+def pitch_contour(y: np.ndarray, sr: int, end_semitones: float, start_at: float = 0.45) -> np.ndarray:
+    """Bend the intonation: 0 semitones until `start_at` of the sentence, then a smooth ramp to
+    `end_semitones` at its end (rising for questions/surprise, falling for statements/resolve).
+
+    Varispeed (time-varying resampling) shifts pitch and local tempo together; a phase-vocoder stretch by the
+    mean rate then restores the overall duration, so the net effect is a pitch bend with a slight local
+    tempo drift that follows it, much like natural phrase-final intonation.
+    """
+    if abs(end_semitones) < 1e-3 or y.size < 4096:
+        return y
+    import librosa
+
+    n = len(y)
+    # the ramp follows the spoken part, not the silence around it
+    db = rms_db(y, sr, hop_ms=10.0)
+    loud = np.flatnonzero(db > db.max() - 35.0) if db.size else np.array([], int)
+    a, b = (loud[0] * sr // 100, min(n, (loud[-1] + 1) * sr // 100)) if loud.size else (0, n)
+    a, b = float(a), float(max(b, a + 1))
+
+    def rate_at(pos_in: np.ndarray) -> np.ndarray:  # input samples consumed per output sample
+        frac = (pos_in - a) / (b - a)
+        ramp = np.clip((frac - start_at) / (1.0 - start_at), 0.0, 1.0)
+        ramp = ramp * ramp * (3 - 2 * ramp)  # smoothstep: no kink where the bend starts
+        return 2.0 ** (end_semitones * ramp / 12.0)
+
+    m = int(n / min(1.0, 2.0 ** (min(0.0, end_semitones) / 12.0))) + 2
+    pos = np.arange(m, dtype=np.float64)
+    for _ in range(3):  # fixed point: the rate is a function of the input position being read
+        rate = rate_at(pos)
+        pos = np.concatenate([[0.0], np.cumsum(rate[:-1])])
+    n_out = int(np.searchsorted(pos, n - 1))
+    warped = np.interp(pos[:n_out], np.arange(n), y).astype(np.float32)
+    if len(warped) < 2048:
+        return y
+    stretched = librosa.effects.time_stretch(warped, rate=len(warped) / n)
+    return librosa.util.fix_length(stretched, size=n).astype(np.float32)
+
+
+def time_stretch(y: np.ndarray, tempo: float) -> np.ndarray:
+    if abs(tempo - 1.0) < 1e-3 or y.size < 2048:
+        return y
+    import librosa
+
+    return librosa.effects.time_stretch(y, rate=float(tempo)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- analysis
+
+
+def rms_db(y: np.ndarray, sr: int, hop_ms: float = 10.0, frame_ms: float = 30.0) -> np.ndarray:
+    """Frame RMS in dBFS, frames centred at i * hop."""
+    import librosa
+
+    hop = max(1, int(round(sr * hop_ms / 1000)))
+    frame = max(hop, int(round(sr * frame_ms / 1000)))
+    if y.size == 0:
+        return np.zeros(0, np.float32)
+    rms = librosa.feature.rms(y=y, frame_length=frame, hop_length=hop, center=True)[0]
+    return (20 * np.log10(rms + _EPS)).astype(np.float32)
+
+
+def envelope(y: np.ndarray, sr: int, hop_ms: float = 10.0) -> list[float]:
+    """Amplitude envelope 0..1 (RMS relative to the loudest frame), one value per hop — for mouth flaps."""
+    db = rms_db(y, sr, hop_ms=hop_ms, frame_ms=max(20.0, 2 * hop_ms))
+    if db.size == 0:
+        return []
+    rel = np.clip((db - db.max() + 60.0) / 60.0, 0.0, 1.0)  # 60 dB range
+    return [round(float(v), 3) for v in rel]
+
+
+def voiced_regions(y: np.ndarray, sr: int, silence_db: float = -40.0, hop_ms: float = 10.0,
+                   min_gap_ms: float = 120.0, min_len_ms: float = 60.0) -> list[tuple[float, float]]:
+    """Stretches louder than peak + silence_db (seconds), short gaps bridged: words/phrases for timing."""
+    db = rms_db(y, sr, hop_ms=hop_ms)
+    if db.size == 0:
+        return []
+    active = db > db.max() + silence_db
+    return frames_to_regions(active, hop_ms / 1000, min_gap_ms / 1000, min_len_ms / 1000)
+
+
+def frames_to_regions(active: np.ndarray, hop_s: float, min_gap_s: float, min_len_s: float
+                      ) -> list[tuple[float, float]]:
+    regions: list[list[float]] = []
+    idx = np.flatnonzero(np.diff(np.concatenate([[0], active.astype(np.int8), [0]])))
+    for s, e in zip(idx[::2], idx[1::2], strict=True):
+        start, end = s * hop_s, e * hop_s
+        if regions and start - regions[-1][1] < min_gap_s:
+            regions[-1][1] = end
+        else:
+            regions.append([start, end])
+    return [(round(s, 3), round(e, 3)) for s, e in regions if e - s >= min_len_s]
+
+
+def f0_track(y: np.ndarray, sr: int, fmin: float = 60.0, fmax: float = 600.0) -> np.ndarray:
+    """Fundamental frequency per 10 ms frame (YIN) on voiced, energetic frames; NaN elsewhere."""
+    import librosa
+
+    hop = int(sr * 0.01)
+    frame = max(2048, int(sr * 0.05))
+    f0 = librosa.yin(y, fmin=fmin, fmax=fmax, sr=sr, frame_length=frame, hop_length=hop)
+    db = rms_db(y, sr, hop_ms=10.0, frame_ms=frame / sr * 1000)[: len(f0)]
+    f0 = f0[: len(db)].astype(np.float64)
+    f0[db < db.max() - 30.0] = np.nan
+    return f0
+
+
+@dataclass
+class AudioStats:
+    duration_s: float
+    speech_s: float
+    peak: float
+    clipped_fraction: float
+    silence_ratio: float
+    loudness_lufs: float
+
+    def as_dict(self) -> dict:
+        return {k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v) for k, v in asdict(self).items()}
+
+
+def measure(y: np.ndarray, sr: int, clip_threshold: float = 0.999, silence_db: float = -40.0) -> AudioStats:
+    db = rms_db(y, sr)
+    silent = float(np.mean(db < db.max() + silence_db)) if db.size else 1.0
+    regions = voiced_regions(y, sr, silence_db)
+    return AudioStats(
+        duration_s=len(y) / sr,
+        speech_s=(regions[-1][1] - regions[0][0]) if regions else 0.0,
+        peak=float(np.max(np.abs(y))) if y.size else 0.0,
+        clipped_fraction=float(np.mean(np.abs(y) >= clip_threshold)) if y.size else 0.0,
+        silence_ratio=silent,
+        loudness_lufs=integrated_loudness(y, sr),
+    )
+
+
+@dataclass
+class QualityReport:
+    passed: bool
+    issues: list[str] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+
+
+def check_quality(stats: AudioStats, text: str, target_lufs: float, q) -> QualityReport:
+    """Per-line checks (q: voice_config.QualityConfig): duration fits the text, no clipping, not mostly
+    silence, loudness on target."""
+    issues = []
+    chars = len("".join(text.split()))
+    if stats.speech_s <= 0:
+        issues.append("no speech detected")
+    else:
+        cps = chars / stats.speech_s
+        if cps < q.min_chars_per_s:
+            issues.append(f"too slow for the text: {cps:.1f} chars/s < {q.min_chars_per_s}")
+        if cps > q.max_chars_per_s:
+            issues.append(f"too fast or truncated: {cps:.1f} chars/s > {q.max_chars_per_s}")
+    if stats.clipped_fraction > q.max_clipped_fraction:
+        issues.append(f"clipping: {stats.clipped_fraction:.2%} of samples at full scale")
+    if stats.silence_ratio > q.max_silence_ratio:
+        issues.append(f"mostly silence: {stats.silence_ratio:.0%} > {q.max_silence_ratio:.0%}")
+    if not math.isfinite(stats.loudness_lufs) or abs(stats.loudness_lufs - target_lufs) > q.loudness_tolerance_db:
+        issues.append(f"loudness {stats.loudness_lufs:.1f} LUFS is off target {target_lufs:.1f} "
+                      f"± {q.loudness_tolerance_db}")
+    return QualityReport(passed=not issues, issues=issues, stats=stats.as_dict())

