@@ -1,5 +1,9 @@
 """The plan of a short: what the director produces and every later stage consumes.
 
+The shot description (who, what, where, action verb, target, things, emotion, camera) is the contract between
+the director and both profiles' renderers: the preview cut-out animator moves `characters` and `things` by
+`verb` towards or away from `target`; the gpu profile prompts SDXL with the same fields.
+
 These are the *static* shapes. `studio.agents.schema.plan_model_from_registry()` builds the constrained
 variant for decoding, where character names, voices, effects and shot types become enums from the live
 registry; every plan, whatever its source, is validated again with `validate_plan()` there.
@@ -15,6 +19,7 @@ Source = Literal["generate", "footage", "storyboard"]
 ShotSize = Literal["wide", "medium", "close-up", "extreme-close-up"]
 CameraMove = Literal["static", "pan-left", "pan-right", "tilt-up", "tilt-down", "push-in", "pull-out"]
 TimeOfDay = Literal["dawn", "day", "sunset", "night"]
+Weather = Literal["clear", "cloudy", "rain", "snow", "storm", "fog", "wind"]
 Emotion = Literal["neutral", "happy", "excited", "sad", "angry", "scared", "determined", "surprised", "curious"]
 EMOTIONS: tuple[str, ...] = Emotion.__args__  # type: ignore[attr-defined]
 
@@ -44,6 +49,12 @@ class Shot(BaseModel):
     dialogue: Dialogue | None = None
     effects: list[str] = Field(default=[], max_length=3)  # effect or parody-recipe names
     footage_query: str | None = Field(default=None, max_length=120)  # for source == "footage"
+    # Structured action (filled by the director from the request's intent; optional so older plans still load):
+    verb: str | None = Field(default=None, max_length=40)  # lemma or phrasal verb: "chase", "run away from"
+    target: str | None = Field(default=None, max_length=60)  # a character id or one of `things`
+    things: list[str] = Field(default=[], max_length=6)  # nouns on screen that are not characters: "butterfly"
+    weather: Weather = "clear"
+    exaggeration: float = Field(default=1.0, ge=1.0, le=3.0)  # expression factor (e.g. 2.5 on a climax beat)
 
 
 class Plan(BaseModel):
