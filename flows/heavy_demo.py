@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 import zlib
+from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 
@@ -63,10 +64,12 @@ def transform_with_model(recipe: Recipe, step: int, model_name: str, hold_s: flo
         hold_s = hold_s or _forced_hold(step)
         if hold_s:
             time.sleep(hold_s)  # stands in for a long render while the slot and the model are held
-    with store.writing(recipe, ".npy", "application/x-npy") as out:
+
+    def write(out: Path) -> None:
         with open(out, "wb") as f:
             np.save(f, y.astype("float32"))
-    return store.lookup(recipe, verify=False)  # type: ignore[return-value]
+
+    return store.lookup_or_make(recipe, ".npy", "application/x-npy", write, reuse=False)
 
 
 @flow(name="heavy-demo", flow_run_name="heavy-demo-{label}")

@@ -13,8 +13,6 @@ defaults, and the upstream files' content hashes become the recipe's inputs.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -56,21 +54,6 @@ def keyframe_recipe(backend: ImageBackend, request: ImageRequest) -> tuple[Recip
     return recipe, req
 
 
-def _commit(store: ArtifactStore, recipe: Recipe, write, suffix: str, media_type: str) -> ArtifactRef:
-    """Write through `write(path) -> sidecar extra` and commit; an artifact already in the store (Prefect's
-    result record lost, or another process finished first) is returned without running `write`."""
-    existing = store.lookup(recipe)
-    if existing is not None:
-        return existing
-    scratch = Path(tempfile.mkdtemp(prefix="studio-img-"))
-    try:
-        path = scratch / f"out{suffix}"
-        extra = write(path)
-        return store.put_file(recipe, path, media_type, extra)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
 @task(task_run_name="render-keyframe-{recipe.params[model_name]}-{request[seed]}",
       **generation_task_options(heavy=True))
 def render_keyframe(recipe: Recipe, request: dict[str, Any]) -> ArtifactRef:
@@ -85,7 +68,7 @@ def render_keyframe(recipe: Recipe, request: dict[str, Any]) -> ArtifactRef:
                 "characters": req.characters, "loras": [s.model_dump() for s in req.loras],
                 "controlnets": [s.model_dump() for s in req.controls], "model": backend.model_id, **meta}
 
-    return _commit(store, recipe, write, ".png", "image/png")
+    return store.lookup_or_make(recipe, ".png", "image/png", write)
 
 
 # --------------------------------------------------------------------------- consistency
@@ -128,7 +111,7 @@ def check_consistency(recipe: Recipe, keyframe: ArtifactRef, character: str, ref
         path.write_text(json.dumps(result, indent=2, sort_keys=True))
         return {"status": result["status"], "score": result["score"]}
 
-    return _commit(store, recipe, write, ".json", "application/json")
+    return store.lookup_or_make(recipe, ".json", "application/json", write)
 
 
 _EMBEDDERS: dict[tuple[str, str], Any] = {}
@@ -171,4 +154,4 @@ def render_contact_sheet(recipe: Recipe, tiles: list[tuple[ArtifactRef, list[str
         make_contact_sheet(local, path, columns=recipe.params["columns"], title=recipe.params["title"])
         return {"tiles": [ref.key for ref, _ in tiles]}
 
-    return _commit(store, recipe, write, ".png", "image/png")
+    return store.lookup_or_make(recipe, ".png", "image/png", write)

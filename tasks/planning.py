@@ -40,11 +40,12 @@ def plan_short_task(recipe: Recipe, request: str, shots: int | None = None, seed
     """Plan with the director and store {plan, report}; nothing is stored when planning fails."""
     from studio.agents.director import plan_short
 
-    store = ArtifactStore.from_settings()
-    if (ref := store.lookup(recipe)) is not None:
-        return ref
-    plan, report = plan_short(request, shots, seed, profile=profile)
-    return store.put_json(recipe, {"plan": plan.model_dump(mode="json"), "report": report})
+
+    def build() -> dict[str, Any]:
+        plan, report = plan_short(request, shots, seed, profile=profile)
+        return {"plan": plan.model_dump(mode="json"), "report": report}
+
+    return ArtifactStore.from_settings().lookup_or_make_json(recipe, build)
 
 
 @task(name="revise_plan", task_run_name="revise-plan-it{iteration}", **generation_task_options(heavy=False))
@@ -52,11 +53,13 @@ def revise_plan_task(recipe: Recipe, plan_ref: ArtifactRef, scores: list[dict[st
                      iteration: int = 0, profile: str | None = None) -> ArtifactRef:
     from studio.agents.director import revise_failing_shots
 
-    store = ArtifactStore.from_settings()
-    if (ref := store.lookup(recipe)) is not None:
-        return ref
-    plan, report = revise_failing_shots(load_plan(plan_ref), scores, threshold, iteration=iteration, profile=profile)
-    return store.put_json(recipe, {"plan": plan.model_dump(mode="json"), "report": report})
+
+    def build() -> dict[str, Any]:
+        plan, report = revise_failing_shots(load_plan(plan_ref), scores, threshold, iteration=iteration,
+                                            profile=profile)
+        return {"plan": plan.model_dump(mode="json"), "report": report}
+
+    return ArtifactStore.from_settings().lookup_or_make_json(recipe, build)
 
 
 def load_plan(ref: ArtifactRef) -> Plan:

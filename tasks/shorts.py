@@ -98,13 +98,13 @@ def footage_frame(pick_ref: ArtifactRef) -> ArtifactRef:
 
     store = ArtifactStore.from_settings()
     recipe = Recipe(stage=FOOTAGE_FRAME_STAGE, backend="ffmpeg", inputs=[pick_ref.sha256], params={"at": "mid"})
-    if (ref := store.lookup(recipe)) is not None:
-        return ref
-    pick = store.read_json(pick_ref)
-    rgb = read_frame(pick["video"], (pick["start"] + pick["end"]) / 2, width=854)
-    with store.writing(recipe, ".png", "image/png") as out:
+
+    def write(out: Path) -> None:
+        pick = store.read_json(pick_ref)
+        rgb = read_frame(pick["video"], (pick["start"] + pick["end"]) / 2, width=854)
         Image.fromarray(rgb).save(out, format="PNG", optimize=False)
-    return store.lookup(recipe, verify=False)  # type: ignore[return-value]
+
+    return store.lookup_or_make(recipe, ".png", "image/png", write)
 
 
 # ----------------------------------------------------------------------------- judging

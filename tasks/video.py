@@ -62,13 +62,9 @@ def scene_chunk_recipe(video: str | Path, chunk: Chunk, detector: str | None = N
       **generation_task_options())
 def detect_scenes(recipe: Recipe, video: str, decoder_threads: int = 0) -> ArtifactRef:
     """Cuts owned by one time chunk of a film (JSON). `decoder_threads`: 1 when chunks run one per core."""
-    store = ArtifactStore.from_settings()
-    if (ref := store.lookup(recipe)) is not None:
-        return ref
     chunk = Chunk(**recipe.params["chunk"])
-    result = detect_cuts_in_range(video, chunk, video_config().scene_detection, recipe.params["detector"],
-                                  threads=decoder_threads)
-    return store.put_json(recipe, result)
+    return ArtifactStore.from_settings().lookup_or_make_json(recipe, lambda: detect_cuts_in_range(
+        video, chunk, video_config().scene_detection, recipe.params["detector"], threads=decoder_threads))
 
 
 def shots_recipe(video: str | Path, scenes: list[Scene]) -> Recipe:
@@ -129,18 +125,15 @@ def make_segment(recipe: Recipe, spec: SegmentSpec, fmt: OutputFormat | None = N
                  store: ArtifactStore | None = None) -> ArtifactRef:
     """The body of `render_segment`, callable without Prefect."""
     store = store or ArtifactStore.from_settings()
-    if (ref := store.lookup(recipe)) is not None:
-        return ref
     fmt = fmt or OutputFormat(**recipe.params["format"])
-    extra: dict[str, Any] = {}  # filled while rendering; `writing` commits it in the sidecar on exit
-    with store.writing(recipe, ".mp4", "video/mp4", extra) as tmp:
+
+    def write(tmp: Path) -> dict[str, Any]:
         result = render_segment_file(spec, tmp, fmt)
-        extra.update(nframes=result.nframes, fps=result.fps, duration=result.duration,
-                     voice_interval=result.voice_interval, transition_in=result.transition_in,
-                     subtitles=[c.model_dump() for c in result.subtitles], markers=result.markers)
-    ref = store.lookup(recipe, verify=False)
-    assert ref is not None
-    return ref
+        return dict(nframes=result.nframes, fps=result.fps, duration=result.duration,
+                    voice_interval=result.voice_interval, transition_in=result.transition_in,
+                    subtitles=[c.model_dump() for c in result.subtitles], markers=result.markers)
+
+    return store.lookup_or_make(recipe, ".mp4", "video/mp4", write)
 
 
 def _segment_run_name() -> str:
@@ -189,23 +182,23 @@ def make_cut(recipe: Recipe, segments: list[ArtifactRef], music: str | None = No
             a, b = info["voice_interval"]
             ducks.append((t + a, t + b))
         t += float(info.get("duration", 0.0))
-    extra: dict[str, Any] = {}
-    with store.writing(recipe, ".mp4", "video/mp4", extra) as tmp:
+
+    def write(tmp: Path) -> dict[str, Any]:
         srt = write_srt(cues, tmp.with_suffix(".srt")) if cues else None
         result = assemble_segments(paths, tmp, music=music, fmt=fmt, srt_path=srt,
                                    burn_subtitles=recipe.params["burn_subtitles"], crossfades=crossfades,
                                    duck_intervals=ducks if music else None,
                                    segment_frames=frames if None not in frames else None)
-        extra.update(duration=result.duration, nframes=result.nframes, segments=len(segments),
+        extra = dict(duration=result.duration, nframes=result.nframes, segments=len(segments),
                      stream_copied=result.stream_copied, loudness_lufs=result.loudness_lufs,
                      duck_intervals=result.duck_intervals)
         if result.srt_path:
             subs = store.put_file(Recipe(stage=SUBS_STAGE, backend="studio", params={"cut": recipe.key()}),
                                   result.srt_path, "application/x-subrip")
             extra["subtitles"] = subs.model_dump()
-    ref = store.lookup(recipe, verify=False)
-    assert ref is not None
-    return ref
+        return extra
+
+    return store.lookup_or_make(recipe, ".mp4", "video/mp4", write)
 
 
 @task(name="assemble_cut", task_run_name="assemble_cut-{recipe.params[music]}", **generation_task_options())
@@ -273,12 +266,7 @@ def sync_lips(recipe: Recipe, visual: str, voice: str) -> ArtifactRef:
     """Wav2Lip on a still or clip + a voice line → a lip-synced clip (gpu profile only; never faked)."""
     from studio.resources.video.lipsync import Wav2LipBackend
 
-    store = ArtifactStore.from_settings()
-    if (ref := store.lookup(recipe)) is not None:
-        return ref
-    backend = Wav2LipBackend.from_config()
-    with store.writing(recipe, ".mp4", "video/mp4") as tmp:
-        backend.sync(Path(visual), Path(voice), tmp)
-    ref = store.lookup(recipe, verify=False)
-    assert ref is not None
-    return ref
+    def write(tmp: Path) -> None:
+        Wav2LipBackend.from_config().sync(Path(visual), Path(voice), tmp)
+
+    return ArtifactStore.from_settings().lookup_or_make(recipe, ".mp4", "video/mp4", write)

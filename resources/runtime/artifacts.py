@@ -11,7 +11,6 @@ content hash; a missing or corrupt artifact reads as absent, so its producer run
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -19,7 +18,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -211,25 +210,36 @@ class ArtifactStore:
         return ArtifactRef(**{k: meta[k] for k in ArtifactRef.model_fields})
 
     def put_bytes(self, recipe: Recipe, data: bytes, media_type: str, suffix: str) -> ArtifactRef:
-        with self.writing(recipe, suffix, media_type) as tmp:
+        def write(tmp: Path) -> None:
             tmp.write_bytes(data)
-        return self.lookup(recipe, verify=False)  # type: ignore[return-value]
+
+        return self.lookup_or_make(recipe, suffix, media_type, write, reuse=False)
 
     def put_json(self, recipe: Recipe, obj: Any) -> ArtifactRef:
         return self.put_bytes(recipe, json.dumps(obj, indent=2, sort_keys=True, default=str).encode(),
                               "application/json", ".json")
 
-    @contextlib.contextmanager
-    def writing(self, recipe: Recipe, suffix: str, media_type: str, extra: dict | None = None
-                ) -> Iterator[Path]:
-        """Yield a private temp path to write; on success it is committed, on error it is discarded."""
+    def lookup_or_make(self, recipe: Recipe, suffix: str, media_type: str,
+                       write: Callable[[Path], Any], reuse: bool = True) -> ArtifactRef:
+        """The one "look up or make" of every stage: the stored artifact if it is intact (Prefect's result
+        record lost, or another process finished first); else `write(tmp_path)` fills a private temp file,
+        whose returned dict (if it returns one) becomes the sidecar's `extra`, and the file is committed
+        atomically. A failed `write` commits nothing."""
+        if reuse and (ref := self.lookup(recipe)) is not None:
+            return ref
         scratch = Path(tempfile.mkdtemp(prefix="studio-art-"))
         try:
             path = scratch / f"out{suffix}"
-            yield path
-            self.put_file(recipe, path, media_type, extra)
+            extra = write(path)
+            return self.put_file(recipe, path, media_type, extra if isinstance(extra, dict) else None)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+
+    def lookup_or_make_json(self, recipe: Recipe, build: Callable[[], Any]) -> ArtifactRef:
+        """`lookup_or_make` for a JSON document: `build()` runs only when the artifact is not stored yet."""
+        if (ref := self.lookup(recipe)) is not None:
+            return ref
+        return self.put_json(recipe, build())
 
     def sidecar(self, ref: ArtifactRef) -> dict:
         with self.fs.open(f"{self._dir(ref.stage, ref.key)}/{ref.key}.json", "rb") as f:

@@ -307,9 +307,8 @@ def make_chunk(recipe: Recipe, store: ArtifactStore | None = None) -> ArtifactRe
         clip_recipe = Recipe(stage=CLIP_STAGE, backend="energy-vad", params={
             "source": src["sha256"], "start": entry["start"], "end": entry["end"], "pad_ms": cfg.pad_ms,
             "sample_rate": sr, "lufs": cfg.loudness_lufs}, inputs=[src["sha256"]])
-        with store.writing(clip_recipe, ".wav", "audio/wav") as tmp:
-            post.write_wav(tmp, clip, sr)
-        ref = store.lookup(clip_recipe, verify=False)
+        ref = store.lookup_or_make(clip_recipe, ".wav", "audio/wav",
+                                   lambda tmp, clip=clip: post.write_wav(tmp, clip, sr))
         manifest["clips"].append({**entry, "text": text, "ref": ref.model_dump()})
     return store.put_json(recipe, manifest)
 

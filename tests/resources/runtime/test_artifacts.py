@@ -57,15 +57,17 @@ def test_corrupt_or_deleted_artifact_reads_as_absent(tmp_path):
 def test_failed_write_commits_nothing(tmp_path):
     store = ArtifactStore(str(tmp_path / "s"))
     r = _recipe(x=3)
+
+    def crash(p):
+        p.write_bytes(b"partial")
+        raise RuntimeError("crash mid-render")
+
     with pytest.raises(RuntimeError):
-        with store.writing(r, ".bin", "application/octet-stream") as p:
-            p.write_bytes(b"partial")
-            raise RuntimeError("crash mid-render")
+        store.lookup_or_make(r, ".bin", "application/octet-stream", crash)
     assert store.lookup(r) is None
     assert not list((tmp_path / "s").rglob("*.json"))
     with pytest.raises(StoreError, match="empty or missing"):
-        with store.writing(r, ".bin", "application/octet-stream") as p:
-            p.write_bytes(b"")
+        store.lookup_or_make(r, ".bin", "application/octet-stream", lambda p: p.write_bytes(b""))
 
 
 def _writer(root: str, i: int, q) -> None:
