@@ -26,9 +26,13 @@ os.environ.setdefault("STUDIO_HOME", tempfile.mkdtemp(prefix="bench-video-home-"
 import numpy as np  # noqa: E402
 
 from studio.resources.audio.procedural import music_bed  # noqa: E402
-from studio.resources.media.ffmpeg import ffmpeg_path, probe, sample_footage_path, video_config, write_wav  # noqa: E402
+from studio.resources.media.audio_io import write_wav
+from studio.resources.media.ffmpeg import ffmpeg_path
+from studio.resources.media.frames import sample_footage_path
+from studio.resources.media.probe import probe
 from studio.resources.runtime.artifacts import ArtifactStore  # noqa: E402
 from studio.resources.video.analysis import detect_scenes  # noqa: E402
+from studio.resources.video.config import video_config  # noqa: E402
 from studio.resources.video.segment import SegmentSpec, assemble_segments  # noqa: E402
 from studio.tasks.video import make_segment, segment_recipe  # noqa: E402
 

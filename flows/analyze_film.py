@@ -24,10 +24,11 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ProcessPoolTaskRunner
 
-from studio.resources.media.ffmpeg import require_video, video_config
+from studio.resources.media.probe import require_video
 from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe
 from studio.resources.runtime.prefect_server import prepare_flow_run
 from studio.resources.video.analysis import Scene, merge_cuts, plan_chunks, scenes_from_cuts
+from studio.resources.video.config import video_config
 from studio.tasks.video import analyze_shots, detect_scenes, file_digest, scene_chunk_recipe, shots_recipe
 
 

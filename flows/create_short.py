@@ -281,7 +281,7 @@ def _judge_backend(profile: str) -> Any:
 def _ensure_film_index() -> None:
     """Footage shots need indexed scenes: analyse the demo film once (cached) when the index is empty."""
     from studio.resources.knowledge.store import KnowledgeBase
-    from studio.resources.media.ffmpeg import sample_footage_path
+    from studio.resources.media.frames import sample_footage_path
 
     if KnowledgeBase.from_settings().count("film_scenes") == 0:
         from studio.flows.analyze_film import analyze_film

@@ -69,7 +69,8 @@ def choose_window(hit_meta: dict, need_s: float, video_s: float) -> tuple[float,
 def pick_footage(recipe: Recipe, shot: Shot) -> ArtifactRef:
     """Retrieve the best-matching indexed film scene for a footage shot and fix the clip window."""
     from studio.resources.knowledge.store import KnowledgeBase
-    from studio.resources.media.ffmpeg import probe, sample_footage_path
+    from studio.resources.media.frames import sample_footage_path
+    from studio.resources.media.probe import probe
 
     store = ArtifactStore.from_settings()
     if (ref := store.lookup(recipe)) is not None:
@@ -94,7 +95,7 @@ def footage_frame(pick_ref: ArtifactRef) -> ArtifactRef:
     """A still of the picked window (for the storyboard sheet and the judge)."""
     from PIL import Image
 
-    from studio.resources.media.ffmpeg import read_frame
+    from studio.resources.media.frames import read_frame
 
     store = ArtifactStore.from_settings()
     recipe = Recipe(stage=FOOTAGE_FRAME_STAGE, backend="ffmpeg", inputs=[pick_ref.sha256], params={"at": "mid"})

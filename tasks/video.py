@@ -20,9 +20,10 @@ from typing import Any
 from prefect import task
 
 from studio.resources.audio.procedural import GENERATOR_VERSION
-from studio.resources.media.ffmpeg import OutputFormat, ffmpeg_version, video_config
+from studio.resources.media.ffmpeg import ffmpeg_version
 from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe, sha256_file
 from studio.resources.video.analysis import Chunk, Scene, analyze_range, detect_cuts_in_range
+from studio.resources.video.config import OutputFormat, video_config
 from studio.resources.video.effects.chain import resolve_effects
 from studio.resources.video.segment import SegmentSpec, SubtitleCue, assemble_segments, render_segment_file, write_srt
 from studio.tasks.caching import generation_task_options

@@ -1,148 +1,35 @@
 """Audio post-processing shared by every voice backend and the dataset builder.
 
-Pure numpy/librosa/pyloudnorm functions on float32 mono arrays, plus decoding (soundfile, then ffmpeg for
-anything else) and atomic WAV writing. Nothing here knows about characters or backends.
+Pure numpy/librosa/pyloudnorm functions on float32 mono arrays (decoding and the WAV writer are in
+`studio.resources.media.audio_io`). Nothing here knows about characters or backends.
 """
 
 from __future__ import annotations
 
-import io
 import math
-import os
-import shutil
-import subprocess
-import uuid
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
-
-from studio.configs.errors import StudioError
 
 _EPS = 1e-10
 
 
-class CorruptAudioError(StudioError):
-    """Audio that cannot be decoded or is empty."""
 
 
-# --------------------------------------------------------------------------- decode / encode
 
 
-def decode_bytes(data: bytes, what: str = "audio") -> tuple[np.ndarray, int]:
-    """Decode WAV/FLAC/OGG bytes to float32 mono. Raises CorruptAudioError with a readable cause."""
-    import soundfile as sf
-
-    if not data:
-        raise CorruptAudioError(f"{what} is empty (0 bytes)")
-    try:
-        y, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except Exception as e:  # noqa: BLE001 - libsndfile raises several types
-        raise CorruptAudioError(f"{what} is not decodable audio ({len(data)} bytes, starts {data[:12]!r}): {e}")
-    return _checked(y.mean(axis=1), sr, what), sr
 
 
-def load_audio(path: Path | str, sr: int | None = None, mono: bool = True, offset_s: float = 0.0,
-               duration_s: float | None = None) -> tuple[np.ndarray, int]:
-    """Read a file as float32 mono. WAV/FLAC/OGG via soundfile; anything else (mp3, aac, mkv, mp4) via ffmpeg."""
-    import soundfile as sf
-
-    path = Path(path)
-    if not path.is_file():
-        raise CorruptAudioError(f"audio file not found: {path}")
-    try:
-        info = sf.info(str(path))
-        start = int(offset_s * info.samplerate)
-        frames = -1 if duration_s is None else int(duration_s * info.samplerate)
-        y, file_sr = sf.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
-        y = y.mean(axis=1) if mono else y.T
-        if sr and sr != file_sr:
-            y = resample(y, file_sr, sr)
-            file_sr = sr
-        return _checked(y, file_sr, str(path)), file_sr
-    except CorruptAudioError:
-        raise
-    except Exception:  # noqa: BLE001 - not a libsndfile format: let ffmpeg try
-        return ffmpeg_decode(path, sr or 44100, offset_s, duration_s)
 
 
-def ffmpeg_decode(path: Path | str, sr: int, offset_s: float = 0.0, duration_s: float | None = None
-                  ) -> tuple[np.ndarray, int]:
-    """Decode any format ffmpeg reads (film audio tracks included) to float32 mono at `sr`."""
-    exe = ffmpeg_binary()
-    cmd = [exe, "-nostdin", "-v", "error"]
-    if offset_s > 0:
-        cmd += ["-ss", f"{offset_s:.3f}"]  # before -i: fast seek, sample-accurate for audio
-    cmd += ["-i", str(path)]
-    if duration_s is not None:
-        cmd += ["-t", f"{duration_s:.3f}"]
-    cmd += ["-vn", "-ac", "1", "-ar", str(sr), "-f", "f32le", "pipe:1"]
-    proc = subprocess.run(cmd, capture_output=True)
-    if proc.returncode != 0:
-        msg = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
-        raise CorruptAudioError(f"ffmpeg cannot decode {path}: {msg[0]}")
-    y = np.frombuffer(proc.stdout, dtype=np.float32).copy()
-    return _checked(y, sr, str(path), allow_empty=offset_s > 0), sr
 
 
-def probe_duration(path: Path | str) -> float:
-    """Duration in seconds (ffprobe; soundfile for plain WAV/FLAC)."""
-    import soundfile as sf
-
-    try:
-        return float(sf.info(str(path)).duration)
-    except Exception:  # noqa: BLE001
-        pass
-    exe = shutil.which("ffprobe")
-    if exe is None:
-        y, sr = ffmpeg_decode(path, 16000)
-        return len(y) / sr
-    proc = subprocess.run([exe, "-v", "error", "-show_entries", "format=duration", "-of",
-                           "default=noprint_wrappers=1:nokey=1", str(path)], capture_output=True, text=True)
-    try:
-        return float(proc.stdout.strip())
-    except ValueError:
-        raise CorruptAudioError(f"cannot read the duration of {path}: "
-                                f"{proc.stderr.strip() or 'ffprobe found no audio'}") from None
 
 
-def ffmpeg_binary() -> str:
-    exe = shutil.which("ffmpeg")
-    if exe:
-        return exe
-    try:
-        import imageio_ffmpeg
-
-        return imageio_ffmpeg.get_ffmpeg_exe()
-    except Exception:  # noqa: BLE001
-        raise StudioError("ffmpeg is not installed: `apt-get install ffmpeg` (or pip install imageio-ffmpeg)")
 
 
-def _checked(y: np.ndarray, sr: int, what: str, allow_empty: bool = False) -> np.ndarray:
-    y = np.asarray(y, dtype=np.float32)
-    if y.size == 0 and not allow_empty:
-        raise CorruptAudioError(f"{what} holds no audio samples")
-    if not np.all(np.isfinite(y)):
-        raise CorruptAudioError(f"{what} contains NaN/inf samples")
-    return y
 
 
-def write_wav(path: Path | str, y: np.ndarray, sr: int, channels: int = 1) -> Path:
-    """16-bit PCM WAV, written to a temp name and renamed (a crash never leaves half a file)."""
-    import soundfile as sf
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = np.clip(y, -1.0, 1.0)
-    if channels == 2:
-        data = np.stack([data, data], axis=1)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        sf.write(str(tmp), data, sr, subtype="PCM_16", format="WAV")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 # --------------------------------------------------------------------------- edits

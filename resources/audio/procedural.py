@@ -202,7 +202,7 @@ def generate(name: str, **params) -> np.ndarray:
 
 def sfx_file(name: str, cache_dir: Path, **params) -> Path:
     """The generator's output as a 48 kHz stereo 16-bit WAV in a content-addressed cache (written once)."""
-    from studio.resources.media.ffmpeg import write_wav
+    from studio.resources.media.audio_io import write_wav
 
     blob = json.dumps({"name": name, "params": params, "v": GENERATOR_VERSION}, sort_keys=True)
     key = hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -27,14 +27,10 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel
 
-from studio.resources.media.ffmpeg import (
-    AnalysisConfig,
-    MediaError,
-    SceneDetectionConfig,
-    iter_frames,
-    require_video,
-    video_config,
-)
+from studio.resources.media.ffmpeg import MediaError
+from studio.resources.media.frames import iter_frames
+from studio.resources.media.probe import require_video
+from studio.resources.video.config import AnalysisConfig, SceneDetectionConfig, video_config
 
 Motion = Literal["static", "pan-left", "pan-right", "tilt-up", "tilt-down", "zoom-in", "zoom-out"]
 PLAN_MOVE = {"zoom-in": "push-in", "zoom-out": "pull-out"}  # the plan's camera_move vocabulary

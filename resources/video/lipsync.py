@@ -20,7 +20,8 @@ from pathlib import Path
 
 from studio.configs.errors import StudioError
 from studio.configs.schema import ModelEntry
-from studio.resources.media.ffmpeg import LipSyncConfig, probe, require_video, video_config
+from studio.resources.media.probe import probe, require_video
+from studio.resources.video.config import LipSyncConfig, video_config
 
 
 class LipSyncUnavailableError(StudioError):

@@ -30,20 +30,11 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from studio.configs.errors import StudioError
 from studio.resources.audio import procedural as procedural_audio
-from studio.resources.media.ffmpeg import (
-    BITEXACT_OUTPUT,
-    AudioMixConfig,
-    CorruptMediaError,
-    MediaInfo,
-    MediaNotFoundError,
-    OutputFormat,
-    find_font,
-    probe,
-    read_audio,
-    require_video,
-    run_ffmpeg,
-    video_config,
-)
+from studio.resources.media.audio_io import audio_duration, read_audio
+from studio.resources.media.ffmpeg import BITEXACT_OUTPUT, CorruptMediaError, MediaNotFoundError, run_ffmpeg
+from studio.resources.media.probe import MediaInfo, probe, require_video
+from studio.resources.media.text import find_font
+from studio.resources.video.config import AudioMixConfig, OutputFormat, video_config
 from studio.resources.video.effects.chain import EffectChain, EffectUse, resolve_effects
 
 
@@ -252,19 +243,6 @@ def _check_image(path: Path) -> None:
         raise CorruptMediaError(f"{path} is not a readable image ({e}); re-export it as PNG or JPEG") from e
 
 
-def _audio_duration(path: Path) -> float:
-    """Length of a voice line: soundfile for WAV/FLAC (no subprocess), else ffprobe."""
-    import soundfile
-
-    try:
-        return float(soundfile.info(str(path)).duration)
-    except (RuntimeError, soundfile.LibsndfileError):
-        info = probe(path)  # raises MediaNotFoundError / CorruptMediaError with the path
-        if not info.has_audio:
-            raise SegmentError(f"voice file {path} has no audio stream") from None
-        return info.duration
-
-
 def _fit_filter(fmt: OutputFormat, fit: str) -> str:
     W, H = fmt.width, fmt.height
     if fit == "cover":
@@ -282,7 +260,7 @@ def render_segment_file(spec: SegmentSpec, out_path: Path | str, fmt: OutputForm
     if spec.caption and not any(e.name == "caption" for e in effects):
         effects += resolve_effects(["caption"])  # a caption with no caption step: on screen for the whole shot
 
-    voice_len = _audio_duration(spec.voice) if spec.voice is not None else 0.0
+    voice_len = audio_duration(spec.voice) if spec.voice is not None else 0.0
 
     scratch = Path(tempfile.mkdtemp(prefix="studio-seg-"))
     try:

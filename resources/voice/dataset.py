@@ -24,6 +24,7 @@ import numpy as np
 
 from studio.configs.errors import StudioError
 from studio.resources.audio import post
+from studio.resources.media import audio_io
 from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe, sha256_file
 from studio.resources.voice.config import DatasetConfig, VADConfig, load_tts_config
 
@@ -215,7 +216,7 @@ def snap_cuts(audio: Path, duration: float, chunk_s: float, search_s: float = 5.
     for i in range(1, n):
         t = i * chunk_s
         a = max(0.0, t - search_s)
-        y, _ = post.ffmpeg_decode(audio, sr, a, min(duration, t + search_s) - a)
+        y, _ = audio_io.ffmpeg_decode(audio, sr, a, min(duration, t + search_s) - a)
         db = post.rms_db(y, sr, hop_ms=10.0, frame_ms=50.0)
         if db.size < 30:
             cuts.append(t)
@@ -246,9 +247,9 @@ def plan_dataset(audio: Path | str, speaker: str, language: str = "en", srt: Pat
                            f"{', '.join(cfg.languages)}; see dataset.languages in configs/tts_config.yaml)")
     if not audio.is_file():
         raise DatasetError(f"audio file not found: {audio}")
-    duration = post.probe_duration(audio)
+    duration = audio_io.audio_duration(audio)
     if duration <= 0:
-        raise post.CorruptAudioError(f"{audio} has no audio (duration {duration})")
+        raise audio_io.CorruptAudioError(f"{audio} has no audio (duration {duration})")
     cues = parse_srt(srt) if srt else []
     source = {"path": str(audio), "sha256": sha256_file(audio), "duration_s": round(duration, 3)}
     size = chunk_s or cfg.chunk_s
@@ -268,7 +269,7 @@ def make_chunk(recipe: Recipe, store: ArtifactStore | None = None) -> ArtifactRe
     cfg = DatasetConfig.model_validate(p["config"])
     chunk = ChunkPlan(**p["chunk"])
     src = p["source"]
-    y, sr = post.ffmpeg_decode(src["path"], cfg.sample_rate, chunk.window_start,
+    y, sr = audio_io.ffmpeg_decode(src["path"], cfg.sample_rate, chunk.window_start,
                                chunk.window_end - chunk.window_start)
     ya = post.resample(y, sr, cfg.vad.analysis_rate)
     found = detect_speech(ya, cfg.vad.analysis_rate, cfg.vad)
@@ -308,7 +309,7 @@ def make_chunk(recipe: Recipe, store: ArtifactStore | None = None) -> ArtifactRe
             "source": src["sha256"], "start": entry["start"], "end": entry["end"], "pad_ms": cfg.pad_ms,
             "sample_rate": sr, "lufs": cfg.loudness_lufs}, inputs=[src["sha256"]])
         ref = store.lookup_or_make(clip_recipe, ".wav", "audio/wav",
-                                   lambda tmp, clip=clip: post.write_wav(tmp, clip, sr))
+                                   lambda tmp, clip=clip: audio_io.write_wav(tmp, clip, sr))
         manifest["clips"].append({**entry, "text": text, "ref": ref.model_dump()})
     return store.put_json(recipe, manifest)
 

@@ -12,7 +12,7 @@ import subprocess
 import numpy as np
 
 from studio.configs.schema import ModelEntry
-from studio.resources.audio.post import CorruptAudioError, decode_bytes
+from studio.resources.media.audio_io import CorruptAudioError, decode_bytes
 from studio.resources.voice.config import load_tts_config
 from studio.resources.voice.line import BackendUnavailableError, SynthesisError, SynthesisRequest
 

@@ -29,6 +29,7 @@ from studio.configs.errors import StudioError, UnknownNameError
 from studio.configs.schema import ModelEntry, studio_config
 from studio.configs.vocabulary import EMOTIONS
 from studio.resources.audio import post
+from studio.resources.media import audio_io
 from studio.resources.voice.config import (
     CharacterVoice,
     OutputConfig,
@@ -378,7 +379,7 @@ def render_line(spec: LineSpec, out_path: Path | str, backend: VoiceBackend | No
         log.warning(msg)
     timing = build_timing(y, spec, sentences, report, attempts)
     tpath = timing_path_for(out_path)
-    post.write_wav(out_path, y, sr, spec.output.channels)
+    audio_io.write_wav(out_path, y, sr, spec.output.channels)
     _write_json_atomic(tpath, timing)
     return LineResult(path=out_path, timing_path=tpath, duration_s=round(len(y) / sr, 3), sample_rate=sr,
                       character=spec.character, voice_id=spec.voice_id, emotion=spec.emotion,

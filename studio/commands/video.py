@@ -24,7 +24,7 @@ def analyze(video: Path = typer.Argument(..., help="The film to analyse."),
             no_index: bool = typer.Option(False, "--no-index", help="Do not upsert scenes into film_scenes."),
             local: bool = typer.Option(False, "--local", help="Analyse in this process, without Prefect.")) -> None:
     """Detect scenes and analyse each shot (camera motion, composition, coherence, keyframe)."""
-    from studio.resources.media.ffmpeg import require_video
+    from studio.resources.media.probe import require_video
 
     require_video(video)  # a clear error before any server or process pool starts
     if detector not in (None, "content", "adaptive"):
@@ -78,8 +78,8 @@ def edit(edit_file: Path = typer.Argument(..., help="Edit list YAML: format, mus
     import yaml
 
     from studio.configs.errors import ConfigError
-    from studio.resources.media.ffmpeg import video_config
     from studio.resources.runtime.artifacts import ArtifactStore
+    from studio.resources.video.config import video_config
     from studio.resources.video.segment import SegmentSpec
     from studio.tasks.video import export_artifact, render_cut_local
 

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from studio.configs.settings import get_settings
+from studio.resources.media import audio_io
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,7 +55,7 @@ def f0_stats(*paths: Path) -> dict:
 
     frames = []
     for path in paths:
-        y, sr = post.load_audio(path)
+        y, sr = audio_io.load_audio(path)
         f0 = post.f0_track(y, sr)
         frames.append(f0[~np.isnan(f0)])
     v = np.concatenate(frames)
@@ -66,9 +67,8 @@ def _ltas(path: Path) -> np.ndarray:
     z-normalised."""
     import librosa
 
-    from studio.resources.audio import post
 
-    y, sr = post.load_audio(path)
+    y, sr = audio_io.load_audio(path)
     s = np.abs(librosa.stft(y, n_fft=2048, hop_length=512))
     energy = s.sum(axis=0)
     spec = np.log(s[:, energy > 0.05 * energy.max()].mean(axis=1) + 1e-9)
@@ -158,7 +158,7 @@ def make_track(folder: Path, fmt: str = "m4a", sr: int = 32000, noise_dbfs: floa
                     cues.append((start - 0.1, end + 0.2, label, piece))
                 start = end + 0.15
     wav = folder / "track.wav"
-    post.write_wav(wav, track, sr)
+    audio_io.write_wav(wav, track, sr)
     audio = folder / f"track.{fmt}"
     if fmt != "wav":
         subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(wav), "-b:a", "128k", str(audio)], check=True)

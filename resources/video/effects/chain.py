@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from studio.configs.errors import ConfigError, StudioError, UnknownNameError
 from studio.configs.schema import Strict, config_path, load_config
-from studio.resources.media.ffmpeg import OutputFormat
+from studio.resources.video.config import OutputFormat
 
 
 class EffectError(StudioError):

@@ -8,6 +8,8 @@ import shutil
 import pytest
 
 from studio.resources.media import ffmpeg as media
+from studio.resources.media.frames import sample_footage_path
+from studio.resources.media.probe import probe, require_video
 
 
 @pytest.fixture
@@ -32,13 +34,13 @@ def test_bundled_ffmpeg_and_the_fallback_probe(fresh_tools, tmp_path):
     fresh_tools.setattr(media.shutil, "which", lambda name: None)
     assert media.ffmpeg_path() == imageio_ffmpeg.get_ffmpeg_exe()
     assert media.ffprobe_path() is None
-    info = media.probe(media.sample_footage_path())  # parsed from `ffmpeg -i`
+    info = probe(sample_footage_path())  # parsed from `ffmpeg -i`
     assert (info.width, info.height, info.fps, info.video_codec, info.audio_codec) == (1280, 720, 25.0, "h264", "aac")
     assert info.duration == pytest.approx(5.31, abs=0.05) and info.n_frames == pytest.approx(132, abs=2)
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"\x00not a video" * 100)
     with pytest.raises(media.CorruptMediaError):
-        media.probe(junk)
+        probe(junk)
 
 
 def test_no_ffmpeg_anywhere_says_how_to_get_one(fresh_tools):
@@ -55,5 +57,5 @@ def test_no_ffmpeg_anywhere_says_how_to_get_one(fresh_tools):
 
 
 def test_sample_footage_is_the_big_buck_bunny_clip():
-    info = media.require_video(media.sample_footage_path())
+    info = require_video(sample_footage_path())
     assert (info.width, info.height, info.fps, info.n_frames) == (1280, 720, 25.0, 132)

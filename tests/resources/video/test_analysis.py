@@ -10,15 +10,11 @@ import numpy as np
 import pytest
 from support.video_clips import camera_video, cut_video, flicker_video, texture, write_video
 
-from studio.resources.media.ffmpeg import (
-    MediaNotFoundError,
-    SceneDetectionConfig,
-    ffmpeg_path,
-    probe,
-    read_all_frames,
-    sample_footage_path,
-)
+from studio.resources.media.ffmpeg import MediaNotFoundError, ffmpeg_path
+from studio.resources.media.frames import read_all_frames, sample_footage_path
+from studio.resources.media.probe import probe
 from studio.resources.video import analysis as va
+from studio.resources.video.config import SceneDetectionConfig
 
 CUTS = [17, 40, 61]
 

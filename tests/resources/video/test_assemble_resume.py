@@ -18,7 +18,8 @@ import pytest
 from PIL import Image
 from support.env import studio_env
 
-from studio.resources.media.ffmpeg import probe, write_wav
+from studio.resources.media.audio_io import write_wav
+from studio.resources.media.probe import probe
 
 FLOW_SCRIPT = '''
 import json, sys
@@ -121,8 +122,8 @@ def test_kill_9_mid_render_then_resume_reencodes_only_unfinished_segments(prefec
 
     # 3. an uninterrupted render into a fresh store gives the same bytes, segment by segment and for the cut
     # (the same task bodies and recipes, run here without Prefect to keep the test short)
-    from studio.resources.media.ffmpeg import OutputFormat
     from studio.resources.runtime.artifacts import ArtifactStore
+    from studio.resources.video.config import OutputFormat
     from studio.resources.video.segment import SegmentSpec
     from studio.tasks.video import export_artifact, render_cut_local
 

@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 
 from studio.configs.schema import ModelEntry
-from studio.resources.media.ffmpeg import LipSyncConfig, ffmpeg_path, probe, write_wav
+from studio.resources.media.audio_io import write_wav
+from studio.resources.media.ffmpeg import ffmpeg_path
+from studio.resources.media.probe import probe
 from studio.resources.registry import import_backend_class
+from studio.resources.video.config import LipSyncConfig
 from studio.resources.video.lipsync import LipSyncError, LipSyncUnavailableError, Wav2LipBackend
 
 STAND_IN = f'''

@@ -13,16 +13,11 @@ import pytest
 from support.video_clips import camera_video, write_video
 
 from studio.resources.audio import procedural as procedural_audio
-from studio.resources.media.ffmpeg import (
-    CorruptMediaError,
-    MediaNotFoundError,
-    OutputFormat,
-    UnsupportedMediaError,
-    probe,
-    read_all_frames,
-    read_audio,
-    write_wav,
-)
+from studio.resources.media.audio_io import read_audio, write_wav
+from studio.resources.media.ffmpeg import CorruptMediaError, MediaNotFoundError, UnsupportedMediaError
+from studio.resources.media.frames import read_all_frames
+from studio.resources.media.probe import probe
+from studio.resources.video.config import OutputFormat
 from studio.resources.video.effects.chain import EffectParamError, UnknownEffectError, resolve_effects
 from studio.resources.video.segment import (
     SegmentError,
@@ -186,7 +181,7 @@ def test_ducking_lowers_the_music_under_dialogue(tmp_path):
             render_segment_file(SegmentSpec(image=still, duration=2.0), tmp_path / "c.mp4", FMT)]
     t = np.arange(6 * SR) / SR
     music = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-    from studio.resources.media.ffmpeg import AudioMixConfig
+    from studio.resources.video.config import AudioMixConfig
 
     mix = AudioMixConfig(music_gain_db=0.0, duck_db=-12.0, loudness_lufs=None)
     cut = assemble_segments([s.path for s in segs], tmp_path / "cut.mp4", fmt=FMT, music=music, mix=mix,

@@ -79,7 +79,7 @@ def test_segments_texts_and_list_format(track, tmp_path, isolated_store):
 
 
 def test_bad_inputs_are_refused_clearly(track, tmp_path, isolated_store):
-    from studio.resources.audio.post import CorruptAudioError
+    from studio.resources.media.audio_io import CorruptAudioError
     from studio.resources.voice.dataset import DatasetError, plan_dataset
 
     bad = tmp_path / "corrupt.mp3"

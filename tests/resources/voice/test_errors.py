@@ -83,7 +83,7 @@ def test_unknown_backend_name(out):
 
 
 def test_corrupt_audio_is_reported(tmp_path):
-    from studio.resources.audio.post import CorruptAudioError, decode_bytes, load_audio
+    from studio.resources.media.audio_io import CorruptAudioError, decode_bytes, load_audio
 
     junk = tmp_path / "junk.wav"
     junk.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk")

@@ -1,0 +1,161 @@
+"""configs/video.yaml, validated: the output format every segment is rendered to, scene detection, analysis,
+audio mix and lip-sync settings."""
+
+from __future__ import annotations
+
+import functools
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from studio.configs.errors import UnknownNameError
+
+
+# --------------------------------------------------------------------------- configs/video.yaml
+class OutputFormat(BaseModel):
+    """The fixed format every segment is rendered to, so the assembly can stream-copy the video."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    width: int = Field(default=854, ge=32, le=7680, multiple_of=2)
+    height: int = Field(default=480, ge=32, le=4320, multiple_of=2)
+    fps: int = Field(default=24, ge=1, le=120)
+    video_codec: Literal["libx264"] = "libx264"
+    pix_fmt: Literal["yuv420p"] = "yuv420p"
+    crf: int = Field(default=26, ge=0, le=51)
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"] = "veryfast"
+    # A fixed thread count keeps x264's bytes reproducible across machines (bit-exact resumes).
+    threads: int = Field(default=1, ge=1, le=64)
+    # No B-frames: decode order == display order, so the concat demuxer can cut a segment's tail cleanly
+    # (crossfades) while stream-copying.
+    bframes: int = Field(default=0, ge=0, le=16)
+    gop_seconds: float = Field(default=2.0, gt=0, le=20)
+    audio_codec: Literal["aac"] = "aac"
+    audio_bitrate: str = Field(default="128k", pattern=r"^\d+k$")
+    sample_rate: Literal[48000] = 48000
+    channels: Literal[2] = 2
+    # Ken Burns / punch-in zooms are computed on a frame this many times larger, to hide 1-px crop jitter.
+    zoom_supersample: float = Field(default=2.0, ge=1.0, le=4.0)
+
+    @model_validator(mode="after")
+    def _fps_divides_audio_rate(self) -> OutputFormat:
+        if self.sample_rate % self.fps:
+            raise ValueError(f"fps {self.fps} must divide the audio rate {self.sample_rate} "
+                             "(24, 25, 30, 48, 50, 60 do), so frame and sample boundaries line up")
+        return self
+
+    @property
+    def samples_per_frame(self) -> int:
+        return self.sample_rate // self.fps
+
+    def video_args(self) -> list[str]:
+        return ["-c:v", self.video_codec, "-preset", self.preset, "-crf", str(self.crf), "-pix_fmt", self.pix_fmt,
+                "-threads", str(self.threads), "-bf", str(self.bframes),
+                "-g", str(max(1, int(round(self.gop_seconds * self.fps)))), "-r", str(self.fps)]
+
+    def audio_args(self) -> list[str]:
+        return ["-c:a", self.audio_codec, "-b:a", self.audio_bitrate, "-ar", str(self.sample_rate),
+                "-ac", str(self.channels)]
+
+
+class SceneDetectionConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    detector: Literal["content", "adaptive"] = "content"
+    content_threshold: float = Field(default=27.0, gt=0, le=255)
+    adaptive_threshold: float = Field(default=3.0, gt=0, le=50)
+    min_content_val: float = Field(default=15.0, ge=0, le=255)
+    min_scene_len_s: float = Field(default=0.6, ge=0.0, le=60)
+    downscale_width: int = Field(default=256, ge=32, le=4096)  # frames analysed at this width
+    fast_decode: bool = True  # skip H.264 deblocking while decoding for detection (cuts are unaffected)
+    chunk_seconds: float = Field(default=120.0, ge=1.0)
+    overlap_seconds: float = Field(default=3.0, ge=0.25)  # > the detectors' look-back (adaptive: 2 frames)
+    workers: int = Field(default=0, ge=0, le=64)  # 0 = all cores
+
+    @model_validator(mode="after")
+    def _overlap_covers_min_len(self) -> SceneDetectionConfig:
+        # A chunk's first min_scene_len frames cannot hold a cut (the detector's own rule), so the overlap
+        # must be longer, or a cut just after a chunk border would be lost.
+        if self.overlap_seconds <= self.min_scene_len_s:
+            raise ValueError(f"overlap_seconds ({self.overlap_seconds}) must exceed min_scene_len_s "
+                             f"({self.min_scene_len_s})")
+        return self
+
+
+class AnalysisConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    width: int = Field(default=320, ge=64, le=1920)  # frames are scaled to this width for analysis
+    motion_sample_fps: float = Field(default=12.0, gt=0, le=60)
+    static_speed: float = Field(default=0.02, gt=0)  # frame widths per second below which a shot is static
+    zoom_rate: float = Field(default=0.03, gt=0)  # |log scale| per second above which a shot zooms
+    ssim_jump: float = Field(default=0.45, gt=0, lt=1)  # SSIM drop (vs neighbours) that flags a jump
+    flicker_luma: float = Field(default=10.0, gt=0)  # mean-luma spike (0-255) that flags a flicker
+    thumbnails_width: int = Field(default=480, ge=64, le=1920)
+
+
+class AudioMixConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    music_gain_db: float = Field(default=-16.0, ge=-60, le=6)
+    duck_db: float = Field(default=-12.0, ge=-60, le=0)
+    duck_attack_s: float = Field(default=0.08, ge=0, le=2)
+    duck_release_s: float = Field(default=0.3, ge=0, le=5)
+    loudness_lufs: float | None = Field(default=-16.0, ge=-40, le=-5)
+    peak_ceiling_db: float = Field(default=-1.0, ge=-20, le=0)
+    sfx_gain_db: float = Field(default=-6.0, ge=-60, le=12)
+    voice_gain_db: float = Field(default=0.0, ge=-60, le=12)
+
+
+class LipSyncConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["wav2lip", "none"] = "wav2lip"
+    wav2lip_dir: str | None = None  # a checkout of Rudrabha/Wav2Lip (has inference.py)
+    checkpoint: str | None = None  # wav2lip_gan.pth
+    python: str | None = None  # the interpreter of Wav2Lip's environment; default: this one
+    extra_args: list[str] = []
+    timeout_s: float = Field(default=900.0, gt=0)
+
+
+class VideoConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    formats: dict[str, OutputFormat] = {"preview": OutputFormat()}
+    default_format: str = "preview"
+    scene_detection: SceneDetectionConfig = SceneDetectionConfig()
+    analysis: AnalysisConfig = AnalysisConfig()
+    audio: AudioMixConfig = AudioMixConfig()
+    lipsync: LipSyncConfig = LipSyncConfig()
+    font: str | None = None  # caption font file; default: system DejaVu, else Pillow's bundled font
+
+    @model_validator(mode="after")
+    def _default_exists(self) -> VideoConfig:
+        if self.default_format not in self.formats:
+            raise ValueError(f"default_format '{self.default_format}' is not under formats: "
+                             f"({', '.join(self.formats)})")
+        return self
+
+    def format(self, name: str | None = None) -> OutputFormat:
+        name = name or self.default_format
+        try:
+            return self.formats[name]
+        except KeyError:
+            raise UnknownNameError(f"unknown output format '{name}' (known: {', '.join(self.formats)}); "
+                                   "add it under formats: in configs/video.yaml") from None
+
+
+def video_config() -> VideoConfig:
+    """configs/video.yaml, validated (re-read when the file changes)."""
+    from studio.configs.schema import config_path, load_config
+
+    path = config_path("video.yaml")
+    stamp = path.stat().st_mtime_ns if path.exists() else 0
+    return _video_config_cached(str(path), stamp, load_config)
+
+
+@functools.lru_cache(maxsize=4)
+def _video_config_cached(path: str, stamp: int, loader) -> VideoConfig:
+    if not stamp:
+        return VideoConfig()
+    return loader("video.yaml", VideoConfig)
