@@ -32,8 +32,9 @@ from studio.resources.media.frames import sample_footage_path
 from studio.resources.media.probe import probe
 from studio.resources.runtime.artifacts import ArtifactStore  # noqa: E402
 from studio.resources.video.analysis import detect_scenes  # noqa: E402
+from studio.resources.video.assemble import assemble_segments  # noqa: E402
 from studio.resources.video.config import video_config  # noqa: E402
-from studio.resources.video.segment import SegmentSpec, assemble_segments  # noqa: E402
+from studio.resources.video.segment import SegmentSpec  # noqa: E402
 from studio.tasks.video import make_segment, segment_recipe  # noqa: E402
 
 

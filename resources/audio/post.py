@@ -6,9 +6,6 @@ Pure numpy/librosa/pyloudnorm functions on float32 mono arrays (decoding and the
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field
-
 import numpy as np
 
 _EPS = 1e-10
@@ -55,34 +52,8 @@ def trim_silence(y: np.ndarray, sr: int, top_db: float = 40.0) -> tuple[np.ndarr
     return y[start:end], int(start), int(end)
 
 
-def integrated_loudness(y: np.ndarray, sr: int) -> float:
-    """ITU-R BS.1770 integrated loudness (LUFS). Clips shorter than one 400 ms gating block fall back to RMS."""
-    if y.size == 0:
-        return -math.inf
-    if len(y) < int(0.4 * sr) + 1:
-        rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
-        return 20 * math.log10(rms + _EPS) - 0.691  # ≈ K-weighted level for speech-band content
-    import pyloudnorm
-
-    return float(pyloudnorm.Meter(sr).integrated_loudness(y.astype(np.float64)))
 
 
-def loudness_normalize(y: np.ndarray, sr: int, target_lufs: float, peak_ceiling_db: float = -1.0) -> np.ndarray:
-    """Gain to `target_lufs`; if that pushes the peak over the ceiling, a soft limiter holds it there."""
-    current = integrated_loudness(y, sr)
-    if not math.isfinite(current):
-        return y
-    out = y * (10 ** ((target_lufs - current) / 20.0))
-    ceiling = 10 ** (peak_ceiling_db / 20.0)
-    peak = float(np.max(np.abs(out))) if out.size else 0.0
-    if peak > ceiling:
-        # tanh knee above 70 % of the ceiling: loud consonant peaks are rounded, the body keeps its level
-        knee = 0.7 * ceiling
-        mag = np.abs(out)
-        over = mag > knee
-        mag[over] = knee + (ceiling - knee) * np.tanh((mag[over] - knee) / (ceiling - knee))
-        out = np.sign(out) * mag
-    return out.astype(np.float32)
 
 
 def pad(y: np.ndarray, sr: int, ms: float) -> np.ndarray:
@@ -169,12 +140,15 @@ def envelope(y: np.ndarray, sr: int, hop_ms: float = 10.0) -> list[float]:
 
 
 def voiced_regions(y: np.ndarray, sr: int, silence_db: float = -40.0, hop_ms: float = 10.0,
-                   min_gap_ms: float = 120.0, min_len_ms: float = 60.0) -> list[tuple[float, float]]:
-    """Stretches louder than peak + silence_db (seconds), short gaps bridged: words/phrases for timing."""
-    db = rms_db(y, sr, hop_ms=hop_ms)
+                   min_gap_ms: float = 120.0, min_len_ms: float = 60.0, *, relative: bool = True,
+                   frame_ms: float = 30.0) -> list[tuple[float, float]]:
+    """The studio's one activity detector: stretches (seconds) louder than `silence_db` — relative to the
+    peak (words and phrases of a line, for timing) or, with `relative=False`, absolute dBFS (where dialogue
+    is in a mix, the ducking key) — with short gaps bridged and blips dropped."""
+    db = rms_db(y if y.ndim == 1 else y.mean(axis=1), sr, hop_ms=hop_ms, frame_ms=frame_ms)
     if db.size == 0:
         return []
-    active = db > db.max() + silence_db
+    active = db > (db.max() + silence_db if relative else silence_db)
     return frames_to_regions(active, hop_ms / 1000, min_gap_ms / 1000, min_len_ms / 1000)
 
 
@@ -204,58 +178,9 @@ def f0_track(y: np.ndarray, sr: int, fmin: float = 60.0, fmax: float = 600.0) ->
     return f0
 
 
-@dataclass
-class AudioStats:
-    duration_s: float
-    speech_s: float
-    peak: float
-    clipped_fraction: float
-    silence_ratio: float
-    loudness_lufs: float
-
-    def as_dict(self) -> dict:
-        return {k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v) for k, v in asdict(self).items()}
 
 
-def measure(y: np.ndarray, sr: int, clip_threshold: float = 0.999, silence_db: float = -40.0) -> AudioStats:
-    db = rms_db(y, sr)
-    silent = float(np.mean(db < db.max() + silence_db)) if db.size else 1.0
-    regions = voiced_regions(y, sr, silence_db)
-    return AudioStats(
-        duration_s=len(y) / sr,
-        speech_s=(regions[-1][1] - regions[0][0]) if regions else 0.0,
-        peak=float(np.max(np.abs(y))) if y.size else 0.0,
-        clipped_fraction=float(np.mean(np.abs(y) >= clip_threshold)) if y.size else 0.0,
-        silence_ratio=silent,
-        loudness_lufs=integrated_loudness(y, sr),
-    )
 
 
-@dataclass
-class QualityReport:
-    passed: bool
-    issues: list[str] = field(default_factory=list)
-    stats: dict = field(default_factory=dict)
 
 
-def check_quality(stats: AudioStats, text: str, target_lufs: float, q) -> QualityReport:
-    """Per-line checks (q: voice_config.QualityConfig): duration fits the text, no clipping, not mostly
-    silence, loudness on target."""
-    issues = []
-    chars = len("".join(text.split()))
-    if stats.speech_s <= 0:
-        issues.append("no speech detected")
-    else:
-        cps = chars / stats.speech_s
-        if cps < q.min_chars_per_s:
-            issues.append(f"too slow for the text: {cps:.1f} chars/s < {q.min_chars_per_s}")
-        if cps > q.max_chars_per_s:
-            issues.append(f"too fast or truncated: {cps:.1f} chars/s > {q.max_chars_per_s}")
-    if stats.clipped_fraction > q.max_clipped_fraction:
-        issues.append(f"clipping: {stats.clipped_fraction:.2%} of samples at full scale")
-    if stats.silence_ratio > q.max_silence_ratio:
-        issues.append(f"mostly silence: {stats.silence_ratio:.0%} > {q.max_silence_ratio:.0%}")
-    if not math.isfinite(stats.loudness_lufs) or abs(stats.loudness_lufs - target_lufs) > q.loudness_tolerance_db:
-        issues.append(f"loudness {stats.loudness_lufs:.1f} LUFS is off target {target_lufs:.1f} "
-                      f"± {q.loudness_tolerance_db}")
-    return QualityReport(passed=not issues, issues=issues, stats=stats.as_dict())

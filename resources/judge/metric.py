@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from studio.configs.schema import ModelEntry
 from studio.configs.vocabulary import Plan, Shot
+from studio.resources.audio.quality import clip_scores
 
 WEIGHTS = {"keyframe_present": 2.0, "exposure": 1.0, "reference_consistency": 1.5, "continuity": 0.5,
            "voice_level": 1.0, "voice_clipping": 1.0, "voice_silence": 1.0, "speech_rate": 1.0,
@@ -83,44 +84,6 @@ def histogram_similarity(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.minimum(hue_sat_histogram(a), hue_sat_histogram(b)).sum())
 
 
-# ---------------------------------------------------------------------- audio metrics
-def audio_metrics(path: str, line: str, shot_seconds: float) -> tuple[dict[str, float], list[str], float]:
-    import soundfile as sf
-
-    data, sr = sf.read(path, dtype="float32", always_2d=True)
-    x = data.mean(axis=1)
-    seconds = len(x) / sr if sr else 0.0
-    m: dict[str, float] = {}
-    why: list[str] = []
-    if seconds <= 0.05:
-        return {"voice_level": 0.0, "duration_fit": 0.0}, ["the voice clip is empty"], seconds
-    rms_db = 20 * np.log10(np.sqrt(np.mean(x ** 2)) + 1e-9)
-    m["voice_level"] = float(np.clip(1 - max(0.0, -30 - rms_db) / 20, 0, 1)) if rms_db < -6 else \
-        float(np.clip(1 - (rms_db + 6) / 6, 0, 1))
-    if m["voice_level"] < 0.5:
-        why.append(f"voice level {rms_db:.0f} dBFS is {'too quiet' if rms_db < -6 else 'too loud'}")
-    clipped = float(np.mean(np.abs(x) >= 0.999))
-    m["voice_clipping"] = float(np.clip(1 - clipped * 100, 0, 1))
-    if m["voice_clipping"] < 0.5:
-        why.append(f"{clipped:.1%} of samples clip")
-    frame = max(1, int(sr * 0.02))
-    frames = x[: len(x) // frame * frame].reshape(-1, frame)
-    frame_db = 20 * np.log10(np.sqrt((frames ** 2).mean(axis=1)) + 1e-9)
-    voiced = float(np.mean(frame_db > -45)) if len(frames) else 0.0
-    m["voice_silence"] = float(np.clip(voiced / 0.4, 0, 1))
-    if m["voice_silence"] < 0.5:
-        why.append(f"the clip is {1 - voiced:.0%} silence")
-    words = len(line.split())
-    rate = words / max(voiced * seconds, 1e-3)
-    nearest = min(max(rate, 1.0), 5.0)
-    m["speech_rate"] = float(np.clip(1 - abs(rate - nearest) / 3, 0, 1))
-    if m["speech_rate"] < 0.5:
-        why.append(f"speech rate {rate:.1f} words/s (expected 1–5)")
-    excess = seconds - shot_seconds
-    m["duration_fit"] = 1.0 if excess <= 0 else float(np.clip(1 - 2 * excess / shot_seconds, 0, 1))
-    if m["duration_fit"] < 1.0:
-        why.append(f"the line takes {seconds:.1f} s but the shot lasts {shot_seconds:.1f} s")
-    return m, why, seconds
 
 
 # ---------------------------------------------------------------------- judges
@@ -162,7 +125,7 @@ class MetricJudge:
             why.append("no keyframe was rendered")
         if shot.dialogue:
             if media.audio and Path(media.audio).is_file():
-                am, awhy, _ = audio_metrics(media.audio, shot.dialogue.line, shot.duration)
+                am, awhy, _ = clip_scores(media.audio, shot.dialogue.line, shot.duration)
                 m.update(am)
                 why += awhy
             else:

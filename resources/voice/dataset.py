@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from studio.configs.errors import StudioError
-from studio.resources.audio import post
+from studio.resources.audio import mix, post
 from studio.resources.media import audio_io
 from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe, sha256_file
 from studio.resources.voice.config import DatasetConfig, VADConfig, load_tts_config
@@ -304,7 +304,7 @@ def make_chunk(recipe: Recipe, store: ArtifactStore | None = None) -> ArtifactRe
         if reason:
             manifest["rejected"].append({**entry, "reason": reason, "text": text})
             continue
-        clip = post.loudness_normalize(clip, sr, cfg.loudness_lufs, -1.0)
+        clip = mix.loudness_normalize(clip, sr, cfg.loudness_lufs, -1.0)[0]
         clip_recipe = Recipe(stage=CLIP_STAGE, backend="energy-vad", params={
             "source": src["sha256"], "start": entry["start"], "end": entry["end"], "pad_ms": cfg.pad_ms,
             "sample_rate": sr, "lufs": cfg.loudness_lufs}, inputs=[src["sha256"]])
@@ -320,7 +320,7 @@ def _clip_problem(clip: np.ndarray, sr: int, cfg: DatasetConfig) -> str | None:
     clipped = float(np.mean(np.abs(clip) >= 0.999))
     if clipped > cfg.max_clipped_fraction:
         return f"clipped source ({clipped:.2%} of samples at full scale)"
-    lufs = post.integrated_loudness(clip, sr)
+    lufs = mix.integrated_loudness(clip, sr)
     if not np.isfinite(lufs) or lufs < cfg.min_loudness_lufs:
         return f"too quiet ({lufs:.0f} LUFS < {cfg.min_loudness_lufs:.0f})"
     return None

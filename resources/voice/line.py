@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from studio.configs.errors import StudioError, UnknownNameError
 from studio.configs.schema import ModelEntry, studio_config
 from studio.configs.vocabulary import EMOTIONS
-from studio.resources.audio import post
+from studio.resources.audio import mix, post, quality
 from studio.resources.media import audio_io
 from studio.resources.voice.config import (
     CharacterVoice,
@@ -295,7 +295,7 @@ class LineResult:
     model_id: str
     fallback_from: str | None
     attempts: int
-    quality: post.QualityReport
+    quality: quality.QualityReport
     sentences: list[dict] = field(default_factory=list)
     timing: dict = field(default_factory=dict)
 
@@ -342,7 +342,7 @@ def _render_once(be: VoiceBackend, spec: LineSpec, chunks: list[str], attempt: i
 
 def _finish(y: np.ndarray, spec: LineSpec) -> np.ndarray:
     out = spec.output
-    y = post.loudness_normalize(y, out.sample_rate, spec.target_lufs, out.peak_ceiling_db)
+    y = mix.loudness_normalize(y, out.sample_rate, spec.target_lufs, out.peak_ceiling_db)[0]
     return post.pad(y, out.sample_rate, out.pad_ms)
 
 
@@ -353,14 +353,14 @@ def render_line(spec: LineSpec, out_path: Path | str, backend: VoiceBackend | No
     chunks = split_sentences(spec.text, spec.max_chunk_chars)
     q = spec.quality
     sr = spec.output.sample_rate
-    best: tuple[int, np.ndarray, list[dict], post.QualityReport, int] | None = None
+    best: tuple[int, np.ndarray, list[dict], quality.QualityReport, int] | None = None
     made = 0
     with be.session():
         for attempt in range(q.max_attempts):
             made = attempt + 1
             y, sentences = _render_once(be, spec, chunks, attempt)
             y = _finish(y, spec)
-            report = post.check_quality(post.measure(y, sr, q.clip_threshold, q.silence_db), spec.text,
+            report = quality.check_quality(quality.measure(y, sr, q.clip_threshold, q.silence_db), spec.text,
                                         spec.target_lufs, q)
             if best is None or len(report.issues) < best[0]:
                 best = (len(report.issues), y, sentences, report, attempt + 1)
@@ -388,7 +388,7 @@ def render_line(spec: LineSpec, out_path: Path | str, backend: VoiceBackend | No
                       quality=report, sentences=sentences, timing=timing)
 
 
-def build_timing(y: np.ndarray, spec: LineSpec, sentences: list[dict], report: post.QualityReport,
+def build_timing(y: np.ndarray, spec: LineSpec, sentences: list[dict], report: quality.QualityReport,
                  attempts: int) -> dict:
     sr, hop = spec.output.sample_rate, spec.output.envelope_hop_ms
     regions = post.voiced_regions(y, sr, spec.quality.silence_db, hop_ms=hop)

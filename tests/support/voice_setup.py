@@ -127,7 +127,7 @@ def make_track(folder: Path, fmt: str = "m4a", sr: int = 32000, noise_dbfs: floa
     """
     import subprocess
 
-    from studio.resources.audio import post
+    from studio.resources.audio import mix, post
     from studio.resources.voice.line import SynthesisRequest, _entry_for_backend, get_backend, plan_line
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -147,7 +147,7 @@ def make_track(folder: Path, fmt: str = "m4a", sr: int = 32000, noise_dbfs: floa
                 if piece not in cache:
                     raw = piper.synthesize(SynthesisRequest(text=piece, language="en", voice=spec.voice,
                                                             voice_id="luca", emotion="neutral", prosody=flat))
-                    y = post.loudness_normalize(post.resample(raw, piper.sample_rate, sr), sr, -22.0)  # dialogue
+                    y = mix.loudness_normalize(post.resample(raw, piper.sample_rate, sr), sr, -22.0)[0]  # dialogue
                     cache[piece], _, _ = post.trim_silence(y, sr, 40)
                 y = cache[piece]
                 a = int(start * sr)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from studio.configs.errors import ConfigError, StudioError, UnknownNameError
 from studio.configs.schema import Strict, config_path, load_config
+from studio.resources.media.text import render_text_png
 from studio.resources.video.config import OutputFormat
 
 
@@ -367,8 +368,6 @@ class EffectChain:
             self.a = self._emit(self.a, f"afade=t=out:start_sample={(self.nframes - n) * spf}:ns={n * spf}", "a")
 
     def _fx_caption(self, p: dict, where: str) -> None:
-        from studio.resources.video.segment import render_text_png
-
         text = p["text"] or self.default_caption
         if not text:
             raise EffectParamError(f"{where}: no caption text: give params.text or the shot's caption")

@@ -29,7 +29,7 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from studio.resources.video.segment import SegmentSpec
-from studio.resources.media.ffmpeg import OutputFormat
+from studio.resources.video.config import OutputFormat
 from studio.tasks.video import export_artifact, render_cut
 
 FMT = OutputFormat(width=160, height=90, fps=24, crf=23, zoom_supersample=1.0)

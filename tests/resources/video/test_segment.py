@@ -13,23 +13,16 @@ import pytest
 from support.video_clips import camera_video, write_video
 
 from studio.resources.audio import procedural as procedural_audio
+from studio.resources.audio.mix import duck_envelope
 from studio.resources.media.audio_io import read_audio, write_wav
 from studio.resources.media.ffmpeg import CorruptMediaError, MediaNotFoundError, UnsupportedMediaError
 from studio.resources.media.frames import read_all_frames
 from studio.resources.media.probe import probe
+from studio.resources.video.assemble import assemble_segments
 from studio.resources.video.config import OutputFormat
 from studio.resources.video.effects.chain import EffectParamError, UnknownEffectError, resolve_effects
-from studio.resources.video.segment import (
-    SegmentError,
-    SegmentSpec,
-    SubtitleCue,
-    SubtitleError,
-    assemble_segments,
-    duck_envelope,
-    parse_srt,
-    render_segment_file,
-    write_srt,
-)
+from studio.resources.video.segment import SegmentError, SegmentSpec, render_segment_file
+from studio.resources.video.subtitles import SubtitleCue, SubtitleError, parse_srt, write_srt
 
 FMT = OutputFormat(width=160, height=90, fps=24, crf=20, zoom_supersample=1.0)
 SR = 48000
@@ -350,7 +343,7 @@ def test_cli_edit_renders_an_edit_list_and_resumes_from_the_store(tmp_path, isol
 
 
 def test_voice_timing_drives_subtitle_cues_and_burned_subtitles_change_pixels(tmp_path):
-    from studio.resources.video.segment import cues_from_voice_timing
+    from studio.resources.video.subtitles import cues_from_voice_timing
 
     timing = {"sentences": [{"index": 0, "text": "I want to see the sea.", "start": 0.06, "end": 1.172},
                             {"index": 1, "text": "Can we go?", "start": 1.392, "end": 1.9}]}

@@ -18,7 +18,7 @@ LINE = "We are going to see the sea tomorrow morning, all of us together."
 
 
 def test_piper_line_is_a_valid_wav_with_timing(tmp_path):
-    from studio.resources.audio import post
+    from studio.resources.audio import mix
     from studio.resources.voice.line import synthesize_line_file
 
     text = "I found a shell on the beach. It sings when you hold it to your ear!"
@@ -32,7 +32,7 @@ def test_piper_line_is_a_valid_wav_with_timing(tmp_path):
     assert res.duration_s == pytest.approx(len(y) / sr, abs=0.002)
     assert np.max(np.abs(y)) <= 10 ** (-1 / 20) + 1e-3  # peak ceiling −1 dBFS
     target = -16.0 + 0.6 * 1.0  # output.loudness_lufs + happy's offset at intensity 0.6
-    assert post.integrated_loudness(y, sr) == pytest.approx(target, abs=1.0)
+    assert mix.integrated_loudness(y, sr) == pytest.approx(target, abs=1.0)
     assert np.max(np.abs(y[: int(0.05 * sr)])) < 0.01 and np.max(np.abs(y[-int(0.05 * sr):])) < 0.01  # padded
     speech = np.abs(y[int(0.1 * sr): -int(0.1 * sr)])
     assert float(np.sqrt(np.mean(speech ** 2))) > 0.03  # real energy, not near-silence
