@@ -26,7 +26,7 @@ from prefect.task_runners import ProcessPoolTaskRunner
 
 from studio.resources.media.probe import require_video
 from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe
-from studio.resources.runtime.prefect_server import prepare_flow_run
+from studio.resources.runtime.gpu_limit import prepare_flow_run
 from studio.resources.video.analysis import Scene, merge_cuts, plan_chunks, scenes_from_cuts
 from studio.resources.video.config import video_config
 from studio.tasks.video import analyze_shots, detect_scenes, file_digest, scene_chunk_recipe, shots_recipe

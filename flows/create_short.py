@@ -29,7 +29,7 @@ from prefect.artifacts import (
 
 from studio.configs.vocabulary import Plan
 from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore
-from studio.resources.runtime.prefect_server import prepare_flow_run
+from studio.resources.runtime.gpu_limit import prepare_flow_run
 from studio.tasks import shorts
 from studio.tasks.images import image_backend, keyframe_recipe, render_contact_sheet, render_keyframe, sheet_recipe
 from studio.tasks.planning import load_plan, plan_short_in_flow, revise_plan_in_flow

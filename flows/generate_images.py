@@ -131,7 +131,7 @@ def generate_images(batch_file: str = "examples/batch_images.yaml", batch: dict[
     """Render a batch file (or an inline `batch` mapping, which wins) and return the batch summary."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    from studio.resources.runtime.prefect_server import prepare_flow_run
+    from studio.resources.runtime.gpu_limit import prepare_flow_run
 
     log = get_run_logger()
     # 1. plan: every request validated and every recipe built before any model is touched

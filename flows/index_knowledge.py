@@ -12,7 +12,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from studio.resources.runtime.prefect_server import prepare_flow_run
+from studio.resources.runtime.gpu_limit import prepare_flow_run
 from studio.tasks.knowledge import ensure_knowledge_indexes, index_knowledge_pack, index_past_generation_task
 
 

@@ -1,13 +1,14 @@
-"""The `gpu-heavy` tag limit: created idempotently at start-up and verified.
+"""The `gpu-heavy` tag limit, created idempotently and verified, and the checks every flow makes at start.
 
-A missing tag limit silently means *no* limit (FACTS.md), so heavy work refuses to start when the limit
-cannot be verified.
+A missing tag limit silently means *no* limit: Prefect runs tagged tasks unbounded and says nothing. So heavy
+work refuses to start when the limit cannot be verified.
 """
 
 from __future__ import annotations
 
 from studio.configs.errors import StudioError
 from studio.configs.settings import GPU_HEAVY_TAG, get_settings
+from studio.resources.runtime.prefect_server import ensure_result_storage, require_server
 
 
 class GpuLimitError(StudioError):
@@ -21,8 +22,6 @@ def limit_name() -> str:
 def ensure_gpu_limit() -> int:
     """Create/repair `tag:gpu-heavy` = N (idempotent) and read it back. Returns the verified limit."""
     from prefect.client.orchestration import get_client
-
-    from studio.resources.runtime.prefect_server import require_server
 
     require_server()
     s = get_settings()
@@ -39,3 +38,11 @@ def ensure_gpu_limit() -> int:
         raise GpuLimitError(f"concurrency limit '{name}' reads back as {got!r}, expected limit={s.gpu.limit}, "
                             "active. Fix it with `prefect gcl update` or `studio gpu reset`.")
     return got.limit
+
+
+def prepare_flow_run(heavy: bool = True) -> None:
+    """Start-of-flow checks: server reachable, gpu-heavy limit verified (heavy flows), result storage saved."""
+    require_server()
+    if heavy:
+        ensure_gpu_limit()
+    ensure_result_storage()

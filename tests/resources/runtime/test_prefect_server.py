@@ -49,7 +49,7 @@ def test_limit_is_created_when_missing_and_verified(prefect_server):
 
 def test_heavy_work_refuses_to_start_without_a_verified_limit(monkeypatch, tmp_path):
     from studio.configs.errors import StudioError
-    from studio.resources.runtime.prefect_server import prepare_flow_run
+    from studio.resources.runtime.gpu_limit import prepare_flow_run
 
     monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{free_port()}/api")
     get_settings.cache_clear()
