@@ -141,3 +141,66 @@ def _name_tag(d: ImageDraw.ImageDraw, text: str, color: str, cx: float, y: float
                         outline=(255, 255, 255, 220), width=2)
     d.text((x0 + 10, y0 + size * 0.2), text, font=f, fill=(255, 255, 255, 255))
 
+
+
+# --------------------------------------------------------------------------- rig, expression, mouth
+FIGURE_RIG = {"eyes": [[172.7, 163.5, 17.0], [247.3, 163.5, 17.0]], "mouth": [210.0, 217.3, 40.0]}  # draw_figure
+MOUTH_FILL, MOUTH_INK = (120, 24, 36), (40, 20, 20)
+
+
+def rig_for_art(preset: CharacterPreset) -> dict | None:
+    """Rig points of the art `character_art` returns, in its (cropped) pixels: `eyes` [[x, y, r], ...] and
+    `mouth` [x, y, width]. Reference art carries them in `<art>.rig.json` beside it; drawn figures know theirs.
+    None: reference art without a rig (no mouth flaps or expression warp on it, said in the shot's warnings)."""
+    import json
+
+    refs = reference_paths(preset)
+    if not refs:
+        return FIGURE_RIG
+    rig_path = refs[0].with_suffix(".rig.json")
+    if not rig_path.is_file():
+        return None
+    rig = json.loads(rig_path.read_text())
+    with Image.open(refs[0]) as im:
+        bbox = im.convert("RGBA").getchannel("A").getbbox() or (0, 0, 0, 0)
+    ox, oy = bbox[0], bbox[1]  # `_load_art` crops the art to its opaque box
+    return {"eyes": [[x - ox, y - oy, r] for x, y, r in rig["eyes"]],
+            "mouth": [rig["mouth"][0] - ox, rig["mouth"][1] - oy, rig["mouth"][2]]}
+
+
+def exaggerate(art: Image.Image, rig: dict, factor: float) -> Image.Image:
+    """The expression exaggeration tool: magnify the eyes (with their brows) and the mouth of `art` about the
+    rig points by `factor` (1 = unchanged), a smooth local warp that fades back to the art at the region's edge."""
+    if factor <= 1.0 or not rig:
+        return art
+    import numpy as np
+
+    src = np.asarray(art.convert("RGBA"), dtype=np.float32)
+    h, w = src.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    off_x, off_y = np.zeros_like(xx), np.zeros_like(yy)
+    feats = [(x, y - r * 0.3, r * 1.5) for x, y, r in rig["eyes"]]  # eyes and brows together
+    mx, my, mw = rig["mouth"]
+    feats.append((mx, my, mw * 0.6))
+    for fx, fy, r in feats:  # displacements add up where two regions touch
+        R = r * (factor + 0.4)
+        dx, dy = xx - fx, yy - fy
+        u = np.clip(np.sqrt(dx * dx + dy * dy) / R, 0.0, 1.0)
+        k = 1.0 / factor + (1.0 - 1.0 / factor) * (u * u * (3 - 2 * u))  # 1/factor at the centre → 1 at the edge
+        off_x += dx * (k - 1.0)
+        off_y += dy * (k - 1.0)
+    map_x, map_y = xx + off_x, yy + off_y
+    x0 = np.clip(np.round(map_x).astype(np.int32), 0, w - 1)
+    y0 = np.clip(np.round(map_y).astype(np.int32), 0, h - 1)
+    return Image.fromarray(src[y0, x0].astype(np.uint8), "RGBA")
+
+
+def draw_mouth(d: ImageDraw.ImageDraw, x: float, y: float, width: float, openness: float) -> tuple[float, ...] | None:
+    """The mouth layer: an open mouth `openness` (0–1) of its full height at (x, y); closed draws nothing (the
+    art's own mouth shows). Returns the drawn box."""
+    if openness < 0.08:
+        return None
+    hw, hh = width * 0.5, width * 0.42 * openness
+    box = (x - hw, y - hh * 0.5, x + hw, y + hh)
+    d.ellipse(box, fill=MOUTH_FILL, outline=MOUTH_INK, width=max(1, int(width / 14)))
+    return box

@@ -20,7 +20,8 @@ SCENERY_WORDS = [  # first match wins; order puts specific places before generic
     ("indoor", "indoor inside room kitchen bedroom house hall office shop cafe restaurant school attic"),
     ("cave", "cave cavern tunnel underground burrow"),
     ("harbour", "harbour harbor port pier dock portorosso marina quay"),
-    ("sea", "sea ocean beach shore coast island underwater lagoon bay seaside"),
+    ("beach", "beach shore sand sandy seaside dune dunes"),
+    ("sea", "sea ocean coast island underwater lagoon bay waves"),
     ("town", "town village street square city piazza market alley rooftop"),
     ("mountain", "mountain mountains peak cliff summit valley"),
     ("forest", "forest woods jungle trees grove"),
@@ -113,7 +114,7 @@ def draw_background(w: int, h: int, scenery: str, tod: str, rng: random.Random) 
                    fill=_shade(floor, 0.8), width=4)
         if tod == "night":
             d.ellipse([w * 0.4, h * 0.05, w * 0.46, h * 0.14], fill=(255, 230, 150))
-    elif scenery in ("sea", "harbour"):
+    elif scenery in ("sea", "harbour", "beach"):
         d.rectangle([0, horizon, w, h], fill=_tint((40, 120, 190), tod))
         sea = _gradient(w, int(h - horizon), _tint((52, 132, 196), tod), _tint((22, 84, 150), tod))
         img.paste(sea, (0, int(horizon)))
@@ -132,7 +133,8 @@ def draw_background(w: int, h: int, scenery: str, tod: str, rng: random.Random) 
                       fill=_tint((196, 60, 48), tod))
             d.line([(bx + w * 0.06, h * 0.6), (bx + w * 0.06, h * 0.48)], fill=_tint((90, 60, 40), tod), width=6)
         else:
-            d.polygon([(0, h * 0.8), (w * 0.45, h * 0.72), (w, h * 0.86), (w, h), (0, h)],
+            sand = (0.66, 0.6, 0.72) if scenery == "beach" else (0.8, 0.72, 0.86)
+            d.polygon([(0, h * sand[0]), (w * 0.45, h * sand[1]), (w, h * sand[2]), (w, h), (0, h)],
                       fill=_tint((236, 214, 160), tod))
     elif scenery == "town":
         _hills(d, w, h, horizon - h * 0.08, h * 0.06, _tint((120, 160, 110), tod), rng)
@@ -175,3 +177,83 @@ def draw_background(w: int, h: int, scenery: str, tod: str, rng: random.Random) 
                 d.ellipse([x - 5, y - 5, x + 5, y + 5], fill=c)
     return img
 
+
+
+# --------------------------------------------------------------------------- weather
+WEATHER_WORDS = {"rain": "rain raining rainy drizzle shower downpour", "snow": "snow snowing snowy snowflake blizzard",
+                 "storm": "storm stormy thunder thunderstorm lightning tempest hurricane",
+                 "fog": "fog foggy mist misty haze", "wind": "wind windy breeze gust gale",
+                 "cloudy": "cloudy clouds overcast grey gray"}
+
+
+def weather_for(weather: str, *texts: str) -> str:
+    """The shot's weather field, else a weather word in its location/action/things; clear by default."""
+    if weather and weather != "clear":
+        return weather
+    words = set(" ".join(texts).lower().replace(",", " ").split())
+    return next((kind for kind, keys in WEATHER_WORDS.items() if words & set(keys.split())), "clear")
+
+
+def place_kind(noun: str) -> str | None:
+    """'scenery' or 'weather' when a thing of the plan is a place or a weather (the sea, a storm), else None."""
+    words = set(noun.lower().split())
+    if any(words & set(keys.split()) for _, keys in SCENERY_WORDS):
+        return "scenery"
+    if any(words & set(keys.split()) for keys in WEATHER_WORDS.values()):
+        return "weather"
+    return None
+
+
+def apply_weather(img: Image.Image, weather: str, rng: random.Random) -> Image.Image:
+    """The static part of the weather on an RGB set: grey skies and heavy clouds, fog, a snowy ground."""
+    if weather in ("clear", "wind"):
+        return img
+    w, h = img.size
+    if weather in ("cloudy", "rain", "storm", "snow", "fog"):
+        grey = {"cloudy": 0.25, "rain": 0.4, "snow": 0.3, "storm": 0.6, "fog": 0.2}[weather]
+        veil = Image.new("RGB", img.size, (70, 74, 86) if weather == "storm" else (150, 156, 166))
+        img = Image.blend(img, veil, grey * 0.6)
+        d = ImageDraw.Draw(img)
+        cloud = (96, 100, 112) if weather == "storm" else (214, 218, 226)
+        for _ in range(rng.randint(5, 8)):
+            cx, cy, cw = rng.uniform(0, w), rng.uniform(0, h * 0.22), rng.uniform(w * 0.15, w * 0.3)
+            for k in range(5):
+                ox, rr = cx + (k - 2) * cw * 0.22, cw * (0.2 if k in (1, 2, 3) else 0.14)
+                d.ellipse([ox - rr, cy - rr * 0.9, ox + rr, cy + rr * 0.6], fill=cloud)
+    if weather == "snow":
+        d = ImageDraw.Draw(img)
+        d.rectangle([0, h * 0.82, w, h], fill=(240, 244, 250))
+    if weather == "fog":
+        fog = _gradient(w, h, (214, 218, 224), (236, 238, 242))
+        img = Image.blend(img, fog, 0.45)
+    return img
+
+
+def weather_particles(weather: str, w: int, h: int, seed: int, n: int | None = None) -> list[tuple[float, ...]]:
+    """Rain/snow/wind particles (x, y, speed, size), fixed per shot; `weather_layer` moves them per frame."""
+    rng = random.Random(seed)
+    count = n or {"rain": 160, "storm": 220, "snow": 120, "wind": 26}.get(weather, 0)
+    return [(rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0.7, 1.3), rng.uniform(0.6, 1.4)) for _ in range(count)]
+
+
+def weather_layer(d: ImageDraw.ImageDraw, weather: str, particles: list[tuple[float, ...]], t: float, w: int,
+                  h: int) -> bool:
+    """Draw the moving weather of time `t` (s) onto a frame; returns True on a lightning flash frame."""
+    if weather in ("rain", "storm"):
+        fall, slant = h * 1.6, w * (0.12 if weather == "storm" else 0.04)
+        for x, y, v, s in particles:
+            yy = (y + fall * v * t) % h
+            xx = (x + slant * v * t) % w
+            d.line([(xx, yy), (xx - slant * 0.02 * s, yy + h * 0.035 * s)], fill=(200, 210, 230), width=1)
+        return weather == "storm" and (t % 2.3) < 0.09
+    if weather == "snow":
+        for x, y, v, s in particles:
+            yy = (y + h * 0.12 * v * t) % h
+            xx = (x + w * 0.015 * math.sin(t * 1.7 * v + y)) % w
+            r = 1.5 + 1.5 * s
+            d.ellipse([xx - r, yy - r, xx + r, yy + r], fill=(250, 250, 255))
+    elif weather == "wind":
+        for x, y, v, s in particles:
+            xx = (x + w * 0.9 * v * t) % (w + 80) - 40
+            d.line([(xx, y), (xx + 30 * s, y - 2)], fill=(236, 240, 246), width=2)
+    return False
