@@ -21,7 +21,7 @@ SCENERY_WORDS = [  # first match wins; order puts specific places before generic
     ("cave", "cave cavern tunnel underground burrow"),
     ("harbour", "harbour harbor port pier dock portorosso marina quay"),
     ("beach", "beach shore sand sandy seaside dune dunes"),
-    ("sea", "sea ocean coast island underwater lagoon bay waves"),
+    ("sea", "sea ocean coast island underwater lagoon bay"),
     ("town", "town village street square city piazza market alley rooftop"),
     ("mountain", "mountain mountains peak cliff summit valley"),
     ("forest", "forest woods jungle trees grove"),
