@@ -25,11 +25,11 @@ from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ProcessPoolTaskRunner
 
 from studio.resources.media.probe import require_video
-from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe
+from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe, file_digest
 from studio.resources.runtime.gpu_limit import prepare_flow_run
-from studio.resources.video.analysis import Scene, merge_cuts, plan_chunks, scenes_from_cuts
 from studio.resources.video.config import video_config
-from studio.tasks.video import analyze_shots, detect_scenes, file_digest, scene_chunk_recipe, shots_recipe
+from studio.resources.video.scenes import Scene, assemble_scenes, plan_chunks
+from studio.tasks.video import analyze_shots, detect_scenes, scene_chunk_recipe, shots_recipe
 
 
 def workers() -> int:
@@ -114,19 +114,19 @@ def analyze_film(video: str, out_dir: str | None = None, detector: str | None = 
     chunks = plan_chunks(info.duration, chunk_s, cfg.overlap_seconds)
     store = ArtifactStore.from_settings()
     chunk_refs = _reuse_or_submit(store, detect_scenes, [scene_chunk_recipe(video, c, detector) for c in chunks],
-                                  video, 1 if len(chunks) > 1 else 0)  # one decoder thread per pool worker
-    results = [store.read_json(ref) for ref in chunk_refs]
-    fps = results[0]["fps"]
-    total = results[0]["total_frames"] or info.n_frames
-    scenes = scenes_from_cuts(merge_cuts(results, max(1, int(round(cfg.min_scene_len_s * fps)))), total, fps)
-    logger.info("%s: %d scenes in %d chunk(s)", Path(video).name, len(scenes), len(chunks))
+                                  video)
+    found = assemble_scenes([store.read_json(ref) for ref in chunk_refs], cfg.min_scene_len)
+    fps, scenes = found["fps"], found["scenes"]
+    logger.info("%s: %d cuts, %d transitions, %d shots in %d chunk(s)", Path(video).name, len(found["cuts"]),
+                len(found["transitions"]), len(scenes), len(chunks))
 
     batches = batch_scenes(scenes, chunk_s)
     shot_refs = _reuse_or_submit(store, analyze_shots, [shots_recipe(video, b) for b in batches], video)
     shots = [row for ref in shot_refs for row in store.read_json(ref)["shots"]]
 
     summary = {"video": video, "sha256": digest, "fps": fps, "duration": info.duration, "scenes": len(shots),
-               "chunks": len(chunks), "shots": shots}
+               "chunks": len(chunks), "cuts": found["cuts"],
+               "transitions": [t.model_dump() for t in found["transitions"]], "shots": shots}
     analysis_ref = store.put_json(Recipe(stage="film_analysis", backend="studio-video-analysis",
                                          params={"chunks": len(chunks)}, inputs=[r.sha256 for r in shot_refs]),
                                   summary)

@@ -1,9 +1,9 @@
 """Video tasks: scene detection per time chunk, shot analysis per batch of scenes, segment rendering, assembly.
 
-Every task takes a `Recipe` first and returns an `ArtifactRef`, cached by `RecipeCachePolicy`: a recipe names
-its inputs by content hash (the film, the still, the voice line, the previous segment), never by path, so the
-same edit on another machine or after a crash maps to the same keys. A rerun after kill -9 finds the finished
-chunks and segments in the store and re-does only the rest.
+Every task takes a `Recipe` first and returns an `ArtifactRef`, reused through the store (`lookup_or_make`): a
+recipe names its inputs by content hash (the film, the still, the voice line, the previous segment), never by
+path, so the same edit on another machine or after a crash maps to the same keys. A rerun after kill -9 finds
+the finished chunks and segments in the store and re-does only the rest.
 
     specs = [SegmentSpec(...), ...]
     cut = render_cut(specs, fmt=fmt, music="procedural")   # inside a flow: segments in parallel, then the cut
@@ -11,7 +11,6 @@ chunks and segments in the store and re-does only the rest.
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 from pathlib import Path
@@ -21,27 +20,19 @@ from prefect import task
 
 from studio.resources.audio.procedural import GENERATOR_VERSION
 from studio.resources.media.ffmpeg import ffmpeg_version
-from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe, sha256_file
-from studio.resources.video.analysis import Chunk, Scene, analyze_range, detect_cuts_in_range
+from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe, file_digest
+from studio.resources.video.analysis import analyze_range
+from studio.resources.video.assemble import assemble_segments
 from studio.resources.video.config import OutputFormat, video_config
 from studio.resources.video.effects.chain import resolve_effects
-from studio.resources.video.segment import SegmentSpec, SubtitleCue, assemble_segments, render_segment_file, write_srt
+from studio.resources.video.scenes import Chunk, Scene, detect_cuts_in_range
+from studio.resources.video.segment import SegmentSpec, render_segment_file
+from studio.resources.video.subtitles import SubtitleCue, write_srt
 from studio.tasks.caching import generation_task_options
 
 RENDER_VERSION = 1  # bump when the renderer's output for the same spec changes
 SCENE_STAGE, SHOTS_STAGE, THUMB_STAGE = "scene_chunk", "shot_analysis", "scene_thumbnail"
 SEGMENT_STAGE, CUT_STAGE, SUBS_STAGE, LIPSYNC_STAGE = "segment", "cut", "cut_subtitles", "lipsync"
-
-
-@functools.lru_cache(maxsize=512)
-def _digest(path: str, size: int, mtime_ns: int) -> str:
-    return sha256_file(path)
-
-
-def file_digest(path: str | Path) -> str:
-    """sha256 of a file, memoised on (path, size, mtime) so a film is hashed once per process."""
-    st = os.stat(path)
-    return _digest(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
 
 
 def _scenedetect_version() -> str:
@@ -54,24 +45,24 @@ def _scenedetect_version() -> str:
 def scene_chunk_recipe(video: str | Path, chunk: Chunk, detector: str | None = None) -> Recipe:
     cfg = video_config().scene_detection
     return Recipe(stage=SCENE_STAGE, backend="pyscenedetect", model=_scenedetect_version(),
-                  params={"chunk": chunk.__dict__, "detector": detector or cfg.detector,
+                  params={"chunk": chunk.__dict__, "detector": detector or cfg.detector, "v": 2,
                           "config": cfg.model_dump(exclude={"chunk_seconds", "overlap_seconds", "workers"})},
                   inputs=[file_digest(video)])
 
 
 @task(name="detect_scenes", task_run_name="detect_scenes-chunk{recipe.params[chunk][index]}",
       **generation_task_options())
-def detect_scenes(recipe: Recipe, video: str, decoder_threads: int = 0) -> ArtifactRef:
-    """Cuts owned by one time chunk of a film (JSON). `decoder_threads`: 1 when chunks run one per core."""
+def detect_scenes(recipe: Recipe, video: str) -> ArtifactRef:
+    """One time chunk of a film: frame times, above-threshold frames (or cuts) and transitions (JSON)."""
     chunk = Chunk(**recipe.params["chunk"])
     return ArtifactStore.from_settings().lookup_or_make_json(recipe, lambda: detect_cuts_in_range(
-        video, chunk, video_config().scene_detection, recipe.params["detector"], threads=decoder_threads))
+        video, chunk, video_config().scene_detection, recipe.params["detector"]))
 
 
 def shots_recipe(video: str | Path, scenes: list[Scene]) -> Recipe:
     cfg = video_config().analysis
     return Recipe(stage=SHOTS_STAGE, backend="studio-video-analysis", model="opencv+ffmpeg",
-                  params={"scenes": [s.model_dump() for s in scenes], "config": cfg.model_dump(), "v": 1},
+                  params={"scenes": [s.model_dump() for s in scenes], "config": cfg.model_dump(), "v": 2},
                   inputs=[file_digest(video)])
 
 

@@ -113,3 +113,73 @@ def flicker_video(path: Path, flicker_frame: int, n: int = 48, fps: int = 24, si
             yield f
 
     return write_video(path, frames(), fps, size)
+
+
+# --------------------------------------------------------------------------- edited films with transitions
+def _shot_frame(seed: int, i: int, size: tuple[int, int], cache: dict) -> np.ndarray:
+    """Frame i of shot `seed`: a textured background with a per-shot colour cast and a moving white square."""
+    w, h = size
+    if seed not in cache:
+        bg = texture(h, w, seed=100 + seed)
+        cast = np.array([(seed * 70) % 160 - 60, (seed * 40) % 120 - 50, (seed * 95) % 150 - 70])
+        cache[seed] = np.clip(bg.astype(np.int16) + cast, 0, 255).astype(np.uint8)
+    f = cache[seed].copy()
+    x = 10 + (i * 2) % (w - 30)
+    f[h // 3:h // 3 + 14, x:x + 14] = (255, 255, 255)
+    return f
+
+
+def film_video(path: Path, shots: list[tuple[int, int]], joins: list, fps: int = 24, size=(320, 180),
+               flashes: tuple[int, ...] = ()) -> tuple[Path, dict]:
+    """An edited film: `shots` are (seed, frames of clean picture); `joins[i]` joins shot i to shot i+1:
+    "cut", ("dissolve", n) (n-1 blended frames), ("fade", "black"|"white", n_out, hold, n_in) (the picture
+    blends to the level over n_out frames, holds it for `hold` more, and blends into the next shot over n_in).
+    `flashes`: absolute frame indices overwritten with white. Returns the path and the ground truth:
+    {"cuts": [frame], "transitions": [(kind, via, start_frame, end_frame)], "frames": n} where a
+    transition's start is its first blended frame and its end the first clean frame after it."""
+    cache: dict = {}
+    frames: list[np.ndarray] = []
+    truth: dict = {"cuts": [], "transitions": []}
+    first = [0] * len(shots)  # a shot's clean frames continue the motion of its blended ones
+    for k, (seed, n) in enumerate(shots):
+        frames += [_shot_frame(seed, first[k] + i, size, cache) for i in range(n)]
+        n += first[k]
+        if k == len(shots) - 1:
+            break
+        join, nxt = joins[k], shots[k + 1][0]
+        if join == "cut":
+            truth["cuts"].append(len(frames))
+        elif join[0] == "dissolve":
+            m = join[1]
+            start = len(frames)
+            for j in range(1, m):
+                a = _shot_frame(seed, n + j - 1, size, cache).astype(np.float32)
+                b = _shot_frame(nxt, j - 1, size, cache).astype(np.float32)
+                frames.append(np.round(a + (b - a) * j / m).astype(np.uint8))
+            truth["transitions"].append(("dissolve", None, start, len(frames)))
+            first[k + 1] = m - 1
+        else:
+            _, via, n_out, hold, n_in = join
+            level = np.float32(0 if via == "black" else 255)
+            start = len(frames)
+            for j in range(1, n_out + 1):
+                a = _shot_frame(seed, n + j - 1, size, cache).astype(np.float32)
+                frames.append(np.round(a + (level - a) * j / n_out).astype(np.uint8))
+            frames += [np.full_like(frames[-1], int(level))] * hold
+            for j in range(1, n_in):
+                b = _shot_frame(nxt, j - 1, size, cache).astype(np.float32)
+                frames.append(np.round(level + (b - level) * j / n_in).astype(np.uint8))
+            truth["transitions"].append(("fade", via, start, len(frames)))
+            first[k + 1] = n_in - 1
+    for i in flashes:
+        frames[i] = np.full_like(frames[i], 255)
+    truth["frames"] = len(frames)
+    return write_video(path, frames, fps, size), truth
+
+
+def vfr_copy(src: Path, dst: Path) -> Path:
+    """A variable-frame-rate copy of `src`: frames dropped in an irregular pattern, the rest keep their times."""
+    subprocess.run([ffmpeg_path(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(src), "-vf",
+                    "select='lt(mod(n\\,7)\\,4)+between(n\\,30\\,50)'", "-fps_mode", "vfr", "-c:v", "libx264",
+                    "-preset", "veryfast", "-crf", "16", "-g", "12", "-threads", "1", str(dst)], check=True)
+    return dst

