@@ -32,6 +32,8 @@ class PrefectGroup(BaseModel):
     # Full API URL of an existing server (e.g. a shared PostgreSQL-backed one); overrides host/port.
     api_url: str | None = None
     start_timeout_s: float = 90.0
+    # The server's database (e.g. postgresql+asyncpg://user:pass@db/prefect); default: SQLite under STUDIO_HOME.
+    database_url: str | None = None
 
     def url(self) -> str:
         return (self.api_url or f"http://{self.host}:{self.port}/api").rstrip("/")
@@ -48,6 +50,9 @@ class StoreGroup(BaseModel):
     s3_key: str | None = None
     s3_secret: str | None = None
     s3_region: str | None = None
+    # Transient S3 errors (timeouts, resets, a stalled endpoint) are retried with backoff this long, then reported.
+    retry_s: float = Field(default=60.0, ge=0)
+    timeout_s: float = Field(default=20.0, gt=0)  # socket connect/read timeout of one S3 request
 
 
 # The tag every task that loads a heavy model carries; Prefect's tag limit `tag:gpu-heavy` enforces it.

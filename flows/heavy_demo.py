@@ -14,7 +14,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 
 from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe
-from studio.resources.runtime.prefect_server import prepare_flow_run
+from studio.resources.runtime.gpu_limit import prepare_flow_run
 from studio.resources.runtime.residency import HeavyModel, get_residency
 from studio.tasks.caching import generation_task_options, heavy_tags
 
@@ -54,22 +54,20 @@ def transform_with_model(recipe: Recipe, step: int, model_name: str, hold_s: flo
     import numpy as np
     import torch
 
-    _note_execution(step)
-    store = ArtifactStore.from_settings()
-    with get_residency().use(demo_model(model_name)) as model:
-        gen = torch.Generator().manual_seed(step)
-        x = torch.randn(8, 64, generator=gen)
-        with torch.no_grad():
-            y = model(x.to(next(model.parameters()).device)).cpu().numpy()
-        hold_s = hold_s or _forced_hold(step)
-        if hold_s:
-            time.sleep(hold_s)  # stands in for a long render while the slot and the model are held
-
-    def write(out: Path) -> None:
+    def write(out: Path) -> None:  # runs only when the artifact is not stored yet (the store is the cache)
+        _note_execution(step)
+        with get_residency().use(demo_model(model_name)) as model:
+            gen = torch.Generator().manual_seed(step)
+            x = torch.randn(8, 64, generator=gen)
+            with torch.no_grad():
+                y = model(x.to(next(model.parameters()).device)).cpu().numpy()
+            hold = hold_s or _forced_hold(step)
+            if hold:
+                time.sleep(hold)  # stands in for a long render while the slot and the model are held
         with open(out, "wb") as f:
             np.save(f, y.astype("float32"))
 
-    return store.lookup_or_make(recipe, ".npy", "application/x-npy", write, reuse=False)
+    return ArtifactStore.from_settings().lookup_or_make(recipe, ".npy", "application/x-npy", write)
 
 
 @flow(name="heavy-demo", flow_run_name="heavy-demo-{label}")

@@ -1,92 +1,43 @@
-"""Prefect caching keyed on artifact recipes.
+"""Task options for recipe-addressed artifact tasks: the artifact store is the cache, Prefect persists nothing.
 
-`RecipeCachePolicy` keys a task run on its `recipe` argument (stage, backend + model revision, parameters,
-upstream hashes) plus the task's source. When the recipe's artifact is missing or fails its hash check, a
-cached result can never be handed back: the policy returns no key if it cannot drop the stale result record,
-and otherwise drops it, so Prefect runs the task again instead of returning a path to a file that is gone.
+Why not Prefect's result records: they would live on shared storage (the S3 bucket every host uses), and
+Prefect's `ResultRecord.deserialize` uses the serializer named in the record's *own* metadata — a record that
+says `pickle` is unpickled even when the task asked for JSON, so anyone who can write the bucket would run code
+on every worker. So artifact tasks set `persist_result=False` and `NO_CACHE`: every run of a task calls its
+body, whose `ArtifactStore.lookup_or_make` returns the stored artifact when its (validated) sidecar and content
+hash check out — the same reuse across runs, processes and hosts, and a missing or corrupt artifact is simply
+made again. Nothing read from the store is ever unpickled.
 
-Why drop-and-keep-the-key rather than always `None`: Prefect computes the key *before* the task runs, when a
-first run's artifact does not exist yet; a `None` there would mean no run ever records a cache entry.
-
-Why not Prefect's default: it includes RUN_ID (nothing reused across runs), and INPUTS alone collides across
-different tasks with equal inputs (FACTS.md).
+Transient store errors are retried inside the store (backoff) and then once more by Prefect (a task retry),
+never treated as "absent".
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from prefect.cache_policies import TASK_SOURCE, CachePolicy
-from prefect.context import TaskRunContext
+from prefect.cache_policies import NO_CACHE
 
 from studio.configs.settings import GPU_HEAVY_TAG
-from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe
+from studio.resources.runtime.artifacts import ArtifactStore, Recipe, StoreUnavailableError
 
 
-def _as_recipe(value: Any) -> Recipe | None:
-    if isinstance(value, Recipe):
-        return value
-    if isinstance(value, dict) and "stage" in value and "backend" in value:
-        return Recipe.model_validate(value)
-    return None
-
-
-@dataclass
-class RecipeCachePolicy(CachePolicy):
-    recipe_arg: str = "recipe"
-
-    def compute_key(self, task_ctx: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any],
-                    **kwargs: Any) -> str | None:
-        recipe = _as_recipe(inputs.get(self.recipe_arg))
-        if recipe is None:
-            return None
-        source = TASK_SOURCE.compute_key(task_ctx, inputs, flow_parameters, **kwargs) or ""
-        key = f"{recipe.stage}-{recipe.key()[:40]}-{source[:12]}"
-        current = ArtifactStore.from_settings().lookup(recipe)
-        store = getattr(task_ctx, "result_store", None)
-        if store is None or not store.exists(key):
-            return key  # nothing recorded yet: the run records under this key
-        try:
-            recorded = store.read(key).result
-        except Exception:  # noqa: BLE001 - an unreadable record is a stale record
-            recorded = None
-        recorded_sha = (recorded.sha256 if isinstance(recorded, ArtifactRef)
-                        else recorded.get("sha256") if isinstance(recorded, dict) else None)
-        if current is not None and recorded_sha == current.sha256:
-            return key  # record and artifact agree: cache hit
-        # The artifact is missing, corrupt, or was re-made with other bytes: the record is stale.
-        return key if _drop_record(store, key) else None
-
-
-
-
-def _drop_record(result_store: Any, key: str) -> bool:
-    """Delete a result record from local or fsspec-backed result storage. True when it is gone."""
-    from prefect.filesystems import LocalFileSystem, RemoteFileSystem
-
-    storage = result_store.metadata_storage or result_store.result_storage
-    resolve = getattr(storage, "_resolve_path", None)
-    path = str(resolve(key)) if resolve else key
+def retry_on_store_outage(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect `retry_condition_fn`: retry a task only when the store did not answer (not on bad input or bugs)."""
     try:
-        if isinstance(storage, LocalFileSystem):
-            Path(path).unlink(missing_ok=True)
-        elif isinstance(storage, RemoteFileSystem):
-            if storage.filesystem.exists(path):
-                storage.filesystem.rm(path)
-        else:
-            return False
-    except OSError:
+        state.result()
+    except StoreUnavailableError:
+        return True
+    except Exception:  # noqa: BLE001 - any other failure is not retried
         return False
-    return not result_store.exists(key)
+    return False
 
 
 def heavy_tags(recipe: Recipe | None, heavy: bool, tag: str = GPU_HEAVY_TAG) -> set[str]:
     """Tags for a generation task run: `gpu-heavy` only when a heavy model will really be loaded.
 
-    Prefect takes the tag slot BEFORE the cache lookup (FACTS.md), so a cached heavy task would still queue
-    behind another process's GPU work. When the artifact is already in the store we drop the tag.
+    Prefect takes the tag slot before the task body runs, so a task whose artifact is already stored would
+    still queue behind another process's GPU work. When the artifact is already in the store we drop the tag.
     """
     if not heavy:
         return set()
@@ -98,11 +49,13 @@ def heavy_tags(recipe: Recipe | None, heavy: bool, tag: str = GPU_HEAVY_TAG) -> 
 def generation_task_options(heavy: bool = False) -> dict[str, Any]:
     """Common `@task` options for tasks that produce one recipe-addressed artifact and return its ref."""
     opts: dict[str, Any] = {
-        "cache_policy": RecipeCachePolicy(),
-        "persist_result": True,
-        "result_serializer": "json",
-        "retries": 0,
+        "cache_policy": NO_CACHE,
+        "persist_result": False,
+        "retries": 1,
+        "retry_delay_seconds": 5,
+        "retry_condition_fn": retry_on_store_outage,
     }
     if heavy:
         opts["tags"] = [GPU_HEAVY_TAG]
     return opts
+

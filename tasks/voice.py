@@ -85,6 +85,9 @@ def synthesize_lines(recipe: Recipe, lines: list[Recipe]) -> ArtifactRef:
     `recipe` names the batch (build it with `batch_recipe(lines)`); the result is a JSON list of line refs.
     """
     store = ArtifactStore.from_settings()
+    done = store.lookup(recipe)
+    if done is not None and all(store.lookup(r) is not None for r in lines):
+        return done  # every line stored: no backend session (the store is the task cache)
     specs = [LineSpec.model_validate(r.params) for r in lines]
     refs: list[dict[str, Any]] = []
     if specs:

@@ -71,7 +71,7 @@ def test_artifact_store_roundtrip_and_corruption_on_s3(moto_s3, tmp_path):
     assert fresh.lookup(r) is None
 
 
-def test_flow_artifacts_and_prefect_results_live_on_s3(prefect_server, moto_s3, tmp_path):
+def test_flow_artifacts_live_on_s3_and_prefect_writes_no_result_records(prefect_server, moto_s3, tmp_path):
     env = {**os.environ, **_s3_env(moto_s3, "flow"), "STUDIO_DEMO_EXEC_LOG": str(tmp_path / "exec.log")}
     cmd = [sys.executable, "-m", "studio.cli", "demo", "--label", "s3", "--tasks", "2", "--no-start-server"]
     for _ in range(2):
@@ -80,7 +80,8 @@ def test_flow_artifacts_and_prefect_results_live_on_s3(prefect_server, moto_s3, 
     keys = _keys(moto_s3, "flow/")
     artifacts = [k for k in keys if k.startswith("flow/demo/") and k.endswith(".npy")]
     sidecars = [k for k in keys if k.startswith("flow/demo/") and k.endswith(".json")]
-    results = [k for k in keys if k.startswith("flow/prefect-results/demo-")]
-    assert len(artifacts) == 2 and len(sidecars) == 2 and len(results) == 2, keys
-    # The second run was served from the S3-backed cache: each step executed once.
+    assert len(artifacts) == 2 and len(sidecars) == 2, keys
+    # No Prefect result records on shared storage (they could name `pickle` as their serializer)...
+    assert not [k for k in keys if "prefect-results" in k], keys
+    # ...and still the second run was served from the S3 store: each step executed once.
     assert len((tmp_path / "exec.log").read_text().splitlines()) == 2
