@@ -183,3 +183,42 @@ def vfr_copy(src: Path, dst: Path) -> Path:
                     "select='lt(mod(n\\,7)\\,4)+between(n\\,30\\,50)'", "-fps_mode", "vfr", "-c:v", "libx264",
                     "-preset", "veryfast", "-crf", "16", "-g", "12", "-threads", "1", str(dst)], check=True)
     return dst
+
+
+# --------------------------------------------------------------------------- camera moves of known speed
+def moving_camera_video(path: Path, kind: str, speed: float, n: int = 36, fps: int = 24, size=(192, 108),
+                        noise: int = 6, crf: int = 23) -> Path:
+    """A camera move of known speed over a large still, with grain and compression.
+
+    Pans and tilts: ffmpeg's crop filter with a per-frame x/y expression, `speed` px per frame (the window
+    moves right for pan-right, up for tilt-up). Zooms: the window shrinks (zoom-in) or grows (zoom-out) by
+    exp(speed / fps) per frame, i.e. `speed` = ln(scale) per second, drawn with sub-pixel warps in numpy.
+    `noise`: ffmpeg temporal noise strength; `crf`: x264 quality."""
+    import cv2
+
+    w, h = size
+    still = texture(h * 4, w * 4, seed=21)
+    if kind.startswith(("pan", "tilt")):
+        png = path.with_suffix(".png")
+        cv2.imwrite(str(png), cv2.cvtColor(still, cv2.COLOR_RGB2BGR))
+        sign = 1 if kind in ("pan-right", "tilt-down") else -1
+        x0, y0 = (still.shape[1] - w) // 2, (still.shape[0] - h) // 2
+        x = f"{x0}+{sign * speed}*n" if kind.startswith("pan") else str(x0)
+        y = f"{y0}+{sign * speed}*n" if kind.startswith("tilt") else str(y0)
+        vf = f"crop={w}:{h}:x='{x}':y='{y}':exact=1,noise=alls={noise}:allf=t,format=yuv420p"
+        subprocess.run([ffmpeg_path(), "-hide_banner", "-loglevel", "error", "-y", "-loop", "1", "-framerate",
+                        str(fps), "-i", str(png), "-vf", vf, "-frames:v", str(n), "-c:v", "libx264", "-preset",
+                        "veryfast", "-crf", str(crf), "-g", "12", "-threads", "1", str(path)], check=True)
+        png.unlink()
+        return path
+    rng = np.random.default_rng(5)
+    cx, cy = still.shape[1] / 2, still.shape[0] / 2
+
+    def frames():
+        for i in range(n):
+            z = float(np.exp((speed if kind == "zoom-in" else -speed) * i / fps))
+            m = np.array([[1 / z, 0, cx - w / z / 2], [0, 1 / z, cy - h / z / 2]], np.float32)
+            f = cv2.warpAffine(still, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP).astype(np.int16)
+            yield np.clip(f + rng.normal(0, noise / 2, f.shape), 0, 255).astype(np.uint8)
+
+    return write_video(path, frames(), fps, size)
