@@ -59,7 +59,11 @@ def server_env(s: StudioSettings | None = None) -> dict[str, str]:
         "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
         "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
         "PREFECT_LOCAL_STORAGE_PATH": str(s.prefect_home / "results"),
-        "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING"),
+        # Stages log at INFO to the API (the run's Logs tab); the console shows warnings only, and third-party
+        # loggers stay at the root level (WARNING).
+        "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "INFO"),
+        "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": os.environ.get("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING"),
+        "PREFECT_LOGGING_ROOT_LEVEL": os.environ.get("PREFECT_LOGGING_ROOT_LEVEL", "WARNING"),
     }
     auth = api_auth_string()
     if auth:
@@ -84,7 +88,7 @@ def configure_prefect_env(s: StudioSettings | None = None) -> None:
     for key, value in server_env(s).items():
         if key.startswith("PREFECT_SERVER_"):
             continue  # server-side only
-        if key == "PREFECT_LOGGING_LEVEL":
+        if key.startswith("PREFECT_LOGGING_"):
             os.environ.setdefault(key, value)
         else:
             os.environ[key] = value
