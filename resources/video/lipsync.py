@@ -1,5 +1,9 @@
-"""Lip sync: Wav2Lip on the `gpu` profile, where it is installed. The preview profile never fakes lip sync:
-there the voice line's timing drives subtitle timing only (see `SegmentSpec.subtitle_cues`).
+"""Lip sync: Wav2Lip on the `gpu` profile, where it is installed; on every profile, mouth flaps for the cut-out
+animator from the voice line's envelope (`mouth_openness`), which is also Wav2Lip's fallback.
+
+Flaps: the timing sidecar the voice stage writes next to each line carries `envelope` (RMS per hop, dBFS) and
+`segments` (voiced regions); the mouth layer opens with the loudness of the line at each frame and closes
+in silence.
 
 Wav2Lip (https://github.com/Rudrabha/Wav2Lip) is research code run from its own checkout and environment;
 the studio calls its `inference.py` as a subprocess with the paths from `configs/video.yaml` (`lipsync:`):
@@ -17,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from studio.configs.errors import StudioError
 from studio.configs.schema import ModelEntry
@@ -112,3 +118,33 @@ class Wav2LipBackend:
             raise LipSyncError(f"Wav2Lip took longer than {self.config.timeout_s} s; raise lipsync.timeout_s") from e
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- flaps (every profile)
+def mouth_openness(timing: dict | None, n_frames: int, fps: int, offset_s: float = 0.0,
+                   floor: float | None = None) -> np.ndarray:
+    """Mouth opening (0 = closed … 1 = wide) per frame from a voice line's timing sidecar (`envelope.values`:
+    RMS per hop relative to the loudest, 0–1 over 60 dB), the line starting
+    `offset_s` into the shot. Loudness between the line's quiet floor and its peak maps to the opening; outside
+    the voiced segments (and outside the line) the mouth is closed."""
+    out = np.zeros(n_frames)
+    env = (timing or {}).get("envelope") or {}
+    values = np.asarray(env.get("values") or [], dtype=float)
+    if values.size == 0 or n_frames == 0:
+        return out
+    hop = float(env.get("hop_s", 0.01))
+    t = np.arange(n_frames) / fps - offset_s
+    # average the envelope over each frame's span (a frame shows 1/fps s of speech)
+    idx0 = np.clip(np.floor(t / hop).astype(int), 0, values.size)
+    idx1 = np.clip(np.floor((t + 1.0 / fps) / hop).astype(int), 0, values.size)
+    csum = np.concatenate([[0.0], np.cumsum(values)])
+    span = np.maximum(idx1 - idx0, 1)
+    level = np.where(idx1 > idx0, (csum[idx1] - csum[idx0]) / span, values[np.clip(idx0, 0, values.size - 1)])
+    peak = float(np.percentile(values, 95))
+    floor = peak - 0.5 if floor is None else floor  # envelope values span 60 dB: half of it below the peak
+    opening = np.clip((level - floor) / max(peak - floor, 1e-6), 0.0, 1.0) ** 1.3
+    voiced = np.zeros(n_frames, bool)
+    for seg in (timing or {}).get("segments") or [{"start": 0.0, "end": values.size * hop}]:
+        voiced |= (t + 0.5 / fps >= seg["start"]) & (t + 0.5 / fps <= seg["end"])
+    inside = (t >= 0) & (t < values.size * hop)
+    return np.round(np.where(voiced & inside, opening, 0.0), 3)

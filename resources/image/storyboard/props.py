@@ -81,7 +81,7 @@ def catalogue() -> _Catalogue:
         name = data["en"].strip(":").replace("_", " ").lower()
         if data.get("status") != emoji.STATUS["fully_qualified"] or data.get("E", 99) > MAX_EMOJI_VERSION:
             continue
-        if "skin tone" in name or name.startswith("flag") or "\u200d" in ch and len(ch) > 4:
+        if "skin tone" in name or name.startswith("flag") or any(0x1F1E6 <= ord(c) <= 0x1F1FF for c in ch):
             continue
         chars.append(ch)
         names.append(name)

@@ -245,7 +245,7 @@ def weather_layer(d: ImageDraw.ImageDraw, weather: str, particles: list[tuple[fl
             yy = (y + fall * v * t) % h
             xx = (x + slant * v * t) % w
             d.line([(xx, yy), (xx - slant * 0.02 * s, yy + h * 0.035 * s)], fill=(200, 210, 230), width=1)
-        return weather == "storm" and (t % 2.3) < 0.09
+        return weather == "storm" and ((t + 1.2) % 2.3) < 0.09
     if weather == "snow":
         for x, y, v, s in particles:
             yy = (y + h * 0.12 * v * t) % h

@@ -1,0 +1,339 @@
+"""Cut-out animation on any CPU: a shot → a small scene graph → frames at the output fps, piped raw to ffmpeg.
+
+The scene graph: the set (background by location, time of day and weather), props (the shot's things as
+Noto Color Emoji pictograms, or labelled placeholders), characters (reference art or drawn figures, with rig
+points for the mouth layer and the expression warp); every actor has a per-frame position, scale, squash and
+stretch, rotation, flip and z-order from the motion primitive the shot's verb selects (animation_motion.py),
+under a camera (pan, zoom, tilt, shake). Frames go to ffmpeg's stdin as rgb24 — no per-frame files — into a
+lossless clip; the segment stage then adds the voice, subtitles and effects. `Scene.metadata()` is what the
+segment's sidecar records: the actors, what each thing of the plan became, and per-frame positions on screen.
+
+Same shot + seed → same frames (every random choice is seeded; Pillow and numpy drawing is deterministic).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import subprocess
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from studio.configs.errors import StudioError
+from studio.configs.schema import studio_config
+from studio.configs.vocabulary import Shot
+from studio.resources.image.storyboard import props as props_mod
+from studio.resources.image.storyboard.draw import SS, font, wrap
+from studio.resources.image.storyboard.figures import character_art, draw_mouth, exaggerate, rig_for_art
+from studio.resources.image.storyboard.scenery import (
+    apply_weather,
+    draw_background,
+    place_kind,
+    scenery_for,
+    weather_for,
+    weather_layer,
+    weather_particles,
+)
+from studio.resources.media.ffmpeg import BITEXACT_OUTPUT, ffmpeg_path
+from studio.resources.video.animation_motion import TARGETED, ActorSpec, Track, camera_path, plan_motion, verb_family
+from studio.resources.video.lipsync import mouth_openness
+
+log = logging.getLogger("studio.animation")
+ANIMATION_VERSION = 1  # bump when the frames for the same shot change: part of every animated segment recipe
+# camera size → (character height, feet line) as fractions of the frame height, and how far paths travel
+LAYOUT = {"wide": (0.42, 0.86, 1.0), "medium": (0.66, 0.97, 0.8), "close-up": (1.2, 1.28, 0.35),
+          "extreme-close-up": (1.9, 1.85, 0.15)}
+COVER_NOUN = "deciduous tree"  # what a character hides behind when the shot names nothing
+
+
+class AnimationError(StudioError):
+    pass
+
+
+@dataclass
+class Actor:
+    spec: ActorSpec
+    art: Image.Image  # RGBA at base height
+    rig: dict | None  # in `art` pixels
+    track: Track | None = None
+    info: dict = field(default_factory=dict)
+    _cache: OrderedDict = field(default_factory=OrderedDict)
+
+    def sprite(self, scale: float, sx: float, sy: float, rot: float, flip: bool) -> Image.Image:
+        flip = flip and not self.info.get("placeholder")  # a placeholder's label stays readable
+        key = (round(scale * sx, 2), round(scale * sy, 2), int(round(rot)), bool(flip))
+        img = self._cache.get(key)
+        if img is None:
+            w = max(1, round(self.art.width * key[0]))
+            h = max(1, round(self.art.height * key[1]))
+            img = self.art.resize((w, h), Image.BILINEAR) if (w, h) != self.art.size else self.art
+            if key[3]:
+                img = img.transpose(Image.FLIP_LEFT_RIGHT)
+            if key[2]:
+                img = img.rotate(key[2], resample=Image.BILINEAR, expand=True)
+            self._cache[key] = img
+            if len(self._cache) > 192:
+                self._cache.popitem(last=False)
+        return img
+
+
+@dataclass
+class Scene:
+    W: int
+    H: int
+    fps: int
+    n: int
+    background: Image.Image
+    actors: list[Actor]
+    camera: np.ndarray  # (n, 3): centre x, centre y, zoom
+    weather: str
+    particles: list
+    mouth: dict[str, np.ndarray]  # actor id → openness per frame
+    info: dict
+
+    def metadata(self, frames: dict) -> dict:
+        return {**self.info, "actors": [a.info for a in self.actors], "frames": frames,
+                "camera": [[round(float(v), 2) for v in row] for row in self.camera]}
+
+
+# --------------------------------------------------------------------------- building the scene
+def _roles(shot: Shot, family: str, things: list[str]) -> tuple[str | None, str | None]:
+    """(subject id, target id): the first character acts; the target is the shot's, else (for verbs that need
+    one) the first thing, else the second character."""
+    subject = shot.characters[0] if shot.characters else (f"thing:{things[0]}" if things else None)
+    ids = {c.lower(): c for c in shot.characters} | {t.lower(): f"thing:{t}" for t in things}
+    target = ids.get((shot.target or "").lower())
+    if target is None and family in TARGETED | {"idle"}:
+        others = [f"thing:{t}" for t in things] + list(shot.characters[1:])
+        target = next((o for o in others if o != subject), None)
+    return subject, (target if target != subject else None)
+
+
+def build_scene(shot: Shot, W: int, H: int, fps: int, seconds: float, seed: int,
+                voice_timing: dict | None = None, voice_offset: float = 0.0) -> Scene:
+    n = max(1, int(round(seconds * fps)))
+    rng = random.Random(zlib.crc32(f"{seed}|{shot.id}|{shot.location}|{shot.action}".encode()))
+    family = verb_family(shot.verb, shot.action)
+    warnings: list[str] = []
+    things_meta, prop_nouns = [], []
+    for noun in shot.things:
+        kind = place_kind(noun)
+        if kind:  # the sea, a storm: drawn by the set, not as a prop
+            things_meta.append({"noun": noun, "role": kind})
+        else:
+            prop_nouns.append(noun)
+    scenery = scenery_for(" ".join([shot.location, *[t["noun"] for t in things_meta if t["role"] == "scenery"]]),
+                          shot.action)
+    weather = weather_for(shot.weather, shot.location, shot.action, *shot.things)
+    bg = draw_background(W * SS, H * SS, scenery, shot.time_of_day, rng).resize((W, H), Image.LANCZOS)
+    bg = apply_weather(bg.convert("RGB"), weather, rng)
+    ch_h, ground, travel = LAYOUT[shot.camera]
+    ch_px = ch_h * H
+    subject, target = _roles(shot, family, prop_nouns)
+    if family == "hide" and not any(not props_mod.is_flying(t) for t in prop_nouns):
+        prop_nouns.append(COVER_NOUN)
+        things_meta.append({"noun": COVER_NOUN, "role": "cover"})
+    actors: list[Actor] = []
+    chars = studio_config().characters
+    for cid in shot.characters:
+        _, preset = chars.resolve(cid)
+        speaking = shot.dialogue is not None and shot.dialogue.character == cid
+        emotion = shot.emotion if cid == subject or speaking or not shot.dialogue else "neutral"
+        art, rig = character_art(preset, emotion), rig_for_art(preset)
+        if rig is None:
+            warnings.append(f"{cid}: reference art has no rig (.rig.json beside it): no mouth flaps or warp")
+        elif shot.exaggeration > 1.0 and emotion == shot.emotion:
+            art = exaggerate(art, rig, shot.exaggeration)
+        k = ch_px / art.height
+        art = art.resize((max(1, round(art.width * k)), max(1, round(ch_px))), Image.LANCZOS)
+        rig = _scale_rig(rig, k)
+        role = "subject" if cid == subject else "target" if cid == target else "extra"
+        actors.append(Actor(ActorSpec(cid, "character", ch_px, role=role), art, rig,
+                            info={"id": cid, "kind": "character", "role": role, "name": preset.display_name,
+                                  "emotion": emotion, "exaggeration": shot.exaggeration if emotion == shot.emotion
+                                  else 1.0, "rigged": rig is not None}))
+    for noun in prop_nouns:
+        match = props_mod.match_noun(noun)
+        if match.placeholder:
+            warnings.append(f"no pictogram matches {noun!r}: a labelled placeholder is drawn")
+        flying = props_mod.is_flying(noun, match)
+        size = min(H * 0.32, max(H * (0.13 if flying else 0.1), ch_px * (0.26 if flying else 0.33)))
+        if noun == COVER_NOUN and family == "hide":
+            size = ch_px * 0.9
+        pid = f"thing:{noun}"
+        role = "subject" if pid == subject else "target" if pid == target else \
+            "cover" if (family == "hide" and noun == (COVER_NOUN if COVER_NOUN in prop_nouns else prop_nouns[0])) \
+            else "extra"
+        actors.append(Actor(ActorSpec(pid, "prop", size, flying=flying, role=role),
+                            props_mod.prop_art(match, int(size)), None,
+                            info={"id": pid, "kind": "prop", "role": role, "flying": flying, **match.as_dict()}))
+        things_meta.append({"noun": noun, "role": "prop", "actor": pid, "placeholder": match.placeholder})
+    tracks = plan_motion(family, [a.spec for a in actors], W, H, ground * H, n, fps, shot.emotion,
+                         rng.randrange(1 << 30), travel)
+    for a in actors:
+        a.track = tracks[a.spec.id]
+    shake = None
+    if weather == "storm" or family in ("tremble", "fall"):
+        amp = 0.006 * W if weather == "storm" or family == "tremble" else 0.0
+        shake = np.array([rng.uniform(-1, 1) for _ in range(n)]) * amp
+        if family == "fall":  # a jolt when the body hits the ground
+            hit = np.clip((np.arange(n) / max(n - 1, 1) - 0.45) / 0.1, 0, 1)
+            shake = shake + 0.012 * W * np.sin(np.pi * hit) * np.cos(np.arange(n) * 2.1)
+    camera = camera_path(shot.camera_move, n, W, H, shake)
+    mouths = {}
+    if shot.dialogue is not None and voice_timing is not None:
+        mouths[shot.dialogue.character] = mouth_openness(voice_timing, n, fps, voice_offset)
+    for w in warnings:
+        log.warning("shot %s: %s", shot.id, w)
+    info = {"version": ANIMATION_VERSION, "shot": shot.id, "verb": shot.verb, "primitive": family,
+            "subject": subject, "target": target, "scenery": scenery, "location": shot.location,
+            "time_of_day": shot.time_of_day, "weather": weather, "things": things_meta, "warnings": warnings,
+            "size": [W, H], "fps": fps, "nframes": n, "attribution": [props_mod.ATTRIBUTION] if prop_nouns else []}
+    particles = weather_particles(weather, W, H, rng.randrange(1 << 30))
+    return Scene(W, H, fps, n, bg, actors, camera, weather, particles, mouths, info)
+
+
+def _scale_rig(rig: dict | None, k: float) -> dict | None:
+    if rig is None:
+        return None
+    return {"eyes": [[x * k, y * k, r * k] for x, y, r in rig["eyes"]],
+            "mouth": [rig["mouth"][0] * k, rig["mouth"][1] * k, rig["mouth"][2] * k]}
+
+
+# --------------------------------------------------------------------------- drawing frames
+def _place(a: Actor, i: int) -> tuple[Image.Image, int, int, tuple[float, float] | None]:
+    """The actor's sprite for frame i, its top-left, and where its rig mouth lands (frame pixels)."""
+    tr = a.track
+    scale, sx, sy, rot, flip = float(tr.scale[i]), float(tr.sx[i]), float(tr.sy[i]), float(tr.rot[i]), bool(tr.flip[i])
+    img = a.sprite(scale, sx, sy, rot, flip)
+    w0, h0 = a.art.width * round(scale * sx, 2), a.art.height * round(scale * sy, 2)
+    cx, cy = float(tr.x[i]), float(tr.y[i]) - h0 / 2  # rotate about the unrotated sprite's centre
+    left, top = int(round(cx - img.width / 2)), int(round(cy - img.height / 2))
+    mouth = None
+    if a.rig is not None:
+        mx, my = a.rig["mouth"][0] * round(scale * sx, 2), a.rig["mouth"][1] * round(scale * sy, 2)
+        mx = w0 - mx if flip else mx
+        dx, dy = mx - w0 / 2, my - h0 / 2
+        th = np.deg2rad(int(round(rot)))
+        mouth = (cx + dx * np.cos(th) + dy * np.sin(th), cy - dx * np.sin(th) + dy * np.cos(th))
+    return img, left, top, mouth
+
+
+def draw_frame(scene: Scene, i: int, hide: frozenset[str] = frozenset()) -> tuple[Image.Image, dict]:
+    """Frame i (RGB, camera applied) and what is where on screen: actor id → [x0, y0, x1, y1], mouth boxes."""
+    W, H = scene.W, scene.H
+    frame = scene.background.copy()
+    d = ImageDraw.Draw(frame)
+    boxes: dict[str, list[int]] = {}
+    mouths: dict[str, list[int] | None] = {}
+    order = sorted(scene.actors, key=lambda a: (float(a.track.z[i]), a.spec.flying, float(a.track.y[i])))
+    for a in order:
+        if a.spec.id in hide:
+            continue
+        img, left, top, mouth = _place(a, i)
+        frame.paste(img, (left, top), img)
+        boxes[a.spec.id] = [left, top, left + img.width, top + img.height]
+        if a.spec.id in scene.mouth and mouth is not None:
+            box = draw_mouth(d, mouth[0], mouth[1], a.rig["mouth"][2] * float(a.track.scale[i]),
+                             float(scene.mouth[a.spec.id][i]))
+            mouths[a.spec.id] = [int(v) for v in box] if box else None
+    if weather_layer(d, scene.weather, scene.particles, i / scene.fps, W, H):
+        frame = Image.blend(frame, Image.new("RGB", frame.size, (246, 248, 255)), 0.55)
+    cx, cy, z = scene.camera[i]
+    if z != 1.0 or cx != W / 2 or cy != H / 2:
+        box = (cx - W / (2 * z), cy - H / (2 * z), cx + W / (2 * z), cy + H / (2 * z))
+        frame = frame.resize((W, H), Image.BILINEAR, box=box)
+        to_screen = lambda b: [int(round((b[0] - box[0]) * z)), int(round((b[1] - box[1]) * z)),  # noqa: E731
+                               int(round((b[2] - box[0]) * z)), int(round((b[3] - box[1]) * z))]
+        boxes = {k: to_screen(v) for k, v in boxes.items()}
+        mouths = {k: (to_screen(v) if v else None) for k, v in mouths.items()}
+    return frame, {"boxes": boxes, "mouths": mouths}
+
+
+def render_scene_frames(scene: Scene, sink, hide: frozenset[str] = frozenset()) -> dict:
+    """Draw every frame into `sink(rgb_bytes)`; returns the per-frame record for the sidecar."""
+    rec: dict[str, Any] = {a.spec.id: {"x": [], "y": [], "bbox": []} for a in scene.actors}
+    mouth_rec: dict[str, dict[str, list]] = {k: {"open": [], "box": []} for k in scene.mouth}
+    for i in range(scene.n):
+        frame, where = draw_frame(scene, i, hide)
+        sink(frame.tobytes())
+        for a in scene.actors:
+            r = rec[a.spec.id]
+            r["x"].append(round(float(a.track.x[i]), 1))
+            r["y"].append(round(float(a.track.y[i]), 1))
+            r["bbox"].append(where["boxes"].get(a.spec.id))
+        for k, m in mouth_rec.items():
+            m["open"].append(float(scene.mouth[k][i]))
+            m["box"].append(where["mouths"].get(k))
+    return {"actors": rec, "mouths": mouth_rec}
+
+
+# --------------------------------------------------------------------------- ffmpeg
+def pipe_frames_to_clip(W: int, H: int, fps: int, n: int, produce, out_path: Path) -> Any:
+    """Run `produce(sink)` with a sink that writes rgb24 frames into ffmpeg's stdin → a lossless clip at
+    `out_path` (H.264 RGB, qp 0, one thread, bit-exact flags). Returns what `produce` returns."""
+    cmd = [ffmpeg_path(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-f", "rawvideo",
+           "-pix_fmt", "rgb24", "-s", f"{W}x{H}", "-r", str(fps), "-i", "pipe:0", "-frames:v", str(n),
+           "-c:v", "libx264rgb", "-preset", "ultrafast", "-qp", "0", "-threads", "1", *BITEXACT_OUTPUT,
+           "-f", "matroska", str(out_path)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        result = produce(proc.stdin.write)
+        proc.stdin.close()
+    except BrokenPipeError:
+        result = None
+    err = proc.stderr.read().decode(errors="replace")
+    if proc.wait() != 0 or not out_path.is_file():
+        raise AnimationError(f"ffmpeg could not encode the animated frames: {err.strip()[-400:]}")
+    return result
+
+
+def render_animation(shot: Shot, out_path: Path | str, W: int, H: int, fps: int, seconds: float, seed: int,
+                     voice_timing: dict | None = None, voice_offset: float = 0.0) -> dict:
+    """The shot as a lossless, silent clip at `out_path`; returns the scene metadata for the sidecar."""
+    scene = build_scene(shot, W, H, fps, seconds, seed, voice_timing, voice_offset)
+    frames = pipe_frames_to_clip(W, H, fps, scene.n, lambda sink: render_scene_frames(scene, sink), Path(out_path))
+    return scene.metadata(frames)
+
+
+# --------------------------------------------------------------------------- cards
+def card_frame(W: int, H: int, title: str, lines: list[str], end: bool = False) -> Image.Image:
+    """A title card (the short's title and logline) or an end card (credits and licences)."""
+    top, bottom = ((18, 20, 36), (60, 44, 88)) if not end else ((10, 10, 14), (30, 32, 44))
+    t = np.linspace(0, 1, H)[:, None, None]
+    arr = np.array(top)[None, None] * (1 - t) + np.array(bottom)[None, None] * t
+    img = Image.fromarray(np.repeat(arr, W, axis=1).astype(np.uint8))
+    d = ImageDraw.Draw(img)
+    ft = font(max(12, int(H / (9 if not end else 12))), "bold")
+    y = H * (0.36 if not end else 0.2)
+    for line in wrap(title, ft, W * 0.86, 2):
+        d.text((W / 2, y), line, font=ft, fill=(255, 214, 96), anchor="mm")
+        y += ft.size * 1.25
+    fl = font(max(9, int(H / (22 if not end else 34))))
+    y += fl.size
+    for text in lines:
+        for line in wrap(text, fl, W * 0.86, 3):
+            d.text((W / 2, y), line, font=fl, fill=(226, 228, 236), anchor="mm")
+            y += fl.size * 1.45
+    return img
+
+
+def render_card(out_path: Path | str, W: int, H: int, fps: int, seconds: float, title: str, lines: list[str],
+                end: bool = False) -> dict:
+    n = max(1, int(round(seconds * fps)))
+    still = np.asarray(card_frame(W, H, title, lines, end), dtype=np.float32)
+    fade = max(1, min(n // 4, int(0.4 * fps)))
+
+    def produce(sink) -> dict:
+        for i in range(n):
+            k = min(1.0, (i + 1) / fade, (n - i) / fade)
+            sink((still * k).astype(np.uint8).tobytes() if k < 1 else still.astype(np.uint8).tobytes())
+        return {"card": "end" if end else "title", "title": title, "lines": lines}
+
+    return pipe_frames_to_clip(W, H, fps, n, produce, Path(out_path))
