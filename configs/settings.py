@@ -55,6 +55,18 @@ class StoreGroup(BaseModel):
     timeout_s: float = Field(default=20.0, gt=0)  # socket connect/read timeout of one S3 request
 
 
+class FilesGroup(BaseModel):
+    """The read-only file server beside the Prefect server: the UI's pictures, the playable short, /metrics."""
+
+    host: str = "127.0.0.1"
+    port: int = 4201
+    # Start it with `studio server start`; off: the UI gets no pictures (artifacts keep their store paths).
+    enabled: bool = True
+
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
 # The tag every task that loads a heavy model carries; Prefect's tag limit `tag:gpu-heavy` enforces it.
 GPU_HEAVY_TAG = "gpu-heavy"
 
@@ -84,6 +96,10 @@ class StudioSettings(BaseSettings):
     store: StoreGroup = StoreGroup()
     gpu: GpuGroup = GpuGroup()
     llm: LLMGroup = LLMGroup()
+    files: FilesGroup = FilesGroup()
+    # Testing aid (STUDIO_FAIL_AT="STAGE:N"): a create-short run raises at the start of STAGE on its first N
+    # attempts, so Retry can be exercised on a run that really failed mid-way.
+    fail_at: str | None = None
 
     @field_validator("home", mode="after")
     @classmethod
