@@ -158,8 +158,6 @@ class OpenAICompatibleClient:
         if seed is not None:
             payload["seed"] = seed
         t0 = time.perf_counter()
-        if self.isolate_prompts:
-            self._post("/completions", {"model": self.model, "prompt": "\n", "max_tokens": 1, "temperature": 0.0})
         data = self._post("/chat/completions", payload)
         seconds = time.perf_counter() - t0
         record_llm_call(self.model, int((data.get("usage") or {}).get("completion_tokens") or 0), seconds)
