@@ -141,6 +141,14 @@ def _aligned_motion(ref: np.ndarray, others: Sequence[np.ndarray]) -> np.ndarray
     return energy
 
 
+def figure_shot_size(y0: float, y1: float) -> Literal["close-up", "medium", "wide"]:
+    """Shot size of a subject found without a face, read as a whole figure by its height: cut off by both the
+    top and the bottom of the frame → close-up; at least half the frame tall → medium; smaller → wide."""
+    if y0 <= 0.02 and y1 >= 0.98:
+        return "close-up"
+    return "medium" if y1 - y0 >= 0.5 else "wide"
+
+
 def composition(frame_rgb: np.ndarray, neighbours: Sequence[np.ndarray] = ()) -> Composition:
     """Subject, shot size, thirds placement and headroom for one representative frame of a shot.
 
@@ -171,12 +179,12 @@ def composition(frame_rgb: np.ndarray, neighbours: Sequence[np.ndarray] = ()) ->
         return Composition(subject_method="none", subject_box=None, shot_size="wide", placement=None,
                            thirds_offset=None, headroom=None)
     x0, y0, x1, y1 = box[0] / w, box[1] / h, box[2] / w, box[3] / h
-    bh, area = y1 - y0, (x1 - x0) * (y1 - y0)
+    bh = y1 - y0
     if method == "face":  # face height → shot size (a close-up shows the head and shoulders)
         size = "extreme-close-up" if bh > 0.5 else "close-up" if bh > 0.25 else "medium" if bh > 0.1 else "wide"
         top = max(0.0, y0 - 0.25 * bh)  # the crown sits above the detected face box
     else:
-        size = "close-up" if area > 0.45 else "medium" if area > 0.12 else "wide"
+        size = figure_shot_size(y0, y1)
         top = y0
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     thirds = min(math.hypot(cx - tx, cy - ty) for tx in (1 / 3, 2 / 3) for ty in (1 / 3, 2 / 3))

@@ -222,3 +222,49 @@ def moving_camera_video(path: Path, kind: str, speed: float, n: int = 36, fps: i
             yield np.clip(f + rng.normal(0, noise / 2, f.shape), 0, 255).astype(np.uint8)
 
     return write_video(path, frames(), fps, size)
+
+
+# --------------------------------------------------------------------------- composition and coherence
+def subject_video(path: Path, cx: float, height: float, n: int = 24, fps: int = 24, size=(320, 180)
+                  ) -> tuple[Path, tuple[float, float, float, float]]:
+    """A locked-off shot of a figure (a patterned ellipse) centred at `cx` (fraction of the width), `height`
+    frame heights tall (over 1: cut off by the frame), swaying a few pixels over a calm background.
+    Returns the path and the figure's box (x0, y0, x1, y1, fractions, clipped to the frame) at rest."""
+    import cv2
+
+    w, h = size
+    bg = (texture(h, w, seed=31).astype(np.float32) * 0.5 + 64).astype(np.uint8)  # corners, but muted
+    rx, ry = height * h * 0.22, height * h / 2
+
+    def frames():
+        for i in range(n):
+            f = bg.copy()
+            x, y = cx * w + 3 * np.sin(i / 3), h / 2 + 2 * np.cos(i / 4)
+            mask = np.zeros((h, w), np.uint8)
+            cv2.ellipse(mask, (int(round(x)), int(round(y))), (int(rx), int(ry)), 0, 0, 360, 255, -1)
+            ys, xs = np.nonzero(mask)
+            stripes = ((ys - int(round(y))) // 6) % 2  # a striped tunic, bright against the muted background
+            f[ys, xs] = np.where(stripes[:, None] == 1, (235, 80, 40), (250, 200, 60)).astype(np.uint8)
+            yield f
+
+    box = (max(0.0, cx - rx / w), max(0.0, 0.5 - ry / h), min(1.0, cx + rx / w), min(1.0, 0.5 + ry / h))
+    return write_video(path, frames(), fps, size), box
+
+
+def glitch_video(path: Path, flickers: tuple[int, ...], jumps: tuple[int, ...], n: int = 60, fps: int = 24,
+                 size=(160, 90)) -> Path:
+    """A slow pan with one-frame luma spikes at `flickers` and frames from another shot at `jumps`."""
+    import cv2
+
+    w, h = size
+    big, other = texture(h * 2, w * 2, seed=11), texture(h, w, seed=99)
+
+    def frames():
+        for i in range(n):
+            m = np.array([[1, 0, 20 + i * 0.7], [0, 1, 20]], np.float32)
+            f = cv2.warpAffine(big, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+            if i in flickers:
+                f = np.clip(f.astype(np.int16) + 60, 0, 255).astype(np.uint8)
+            yield other if i in jumps else f
+
+    return write_video(path, frames(), fps, size)
