@@ -1,25 +1,40 @@
-"""Tasks of the creative studio that are not a modality of their own: footage picks from the indexed films,
-judging a round of shots, and turning plan shots into image requests and segment specs.
+"""The create-short flow's stages, one function each: plan, voices, pictures (keyframes + footage), judging with
+bounded revision, segments, the cut and the storyboard sheet, the outputs. The flow calls them in order.
 
-Every task here is recipe-cached like the generation tasks, so a rerun after a crash redoes nothing finished.
+Stage order matters on a 16 GB GPU: each heavy model is loaded once per job instead of ping-ponging per shot.
+Every step is a recipe-addressed task, so rerunning after a crash or kill -9 (or Prefect's Retry) finishes the
+short without making any finished artifact again, and an edited plan re-renders only the shots it changes.
+The segment stage builds one `SegmentSpec` per shot (`segment_spec_for`) and renders it with `render_segment`:
+another renderer for a shot kind plugs in there.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger
+from prefect.runtime import flow_run
 
+from studio.configs.errors import StudioError
+from studio.configs.settings import get_settings
 from studio.configs.vocabulary import Plan, Shot
 from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe
-from studio.tasks.caching import generation_task_options
-
-FOOTAGE_STAGE = "footage_pick"
-FOOTAGE_FRAME_STAGE = "footage_frame"
-JUDGE_STAGE = "shot_scores"
-PICK_VERSION = 1
+from studio.tasks import footage as footage_tasks
+from studio.tasks.caching import heavy_tags
+from studio.tasks.images import image_backend, keyframe_recipe, render_contact_sheet, render_keyframe, sheet_recipe
+from studio.tasks.judging import judge_backend, judge_recipe, judge_shots, shot_media
+from studio.tasks.planning import load_plan, revise_plan_in_flow
+from studio.tasks.reuse import shows_cached
+from studio.tasks.short_report import Progress, report_stage
+from studio.tasks.video import assemble_cut, cut_recipe, render_segment, segment_recipe
+from studio.tasks.voice import line_recipe, voice_task_for
 
 # A still shot moves the way its camera note says (the animatic's "camera"), then the shot's own effects.
 CAMERA_EFFECTS: dict[str, list[dict[str, Any]]] = {
@@ -35,105 +50,228 @@ VOICE_LEAD_S = 0.35  # silence before a line starts in its shot
 VOICE_TAIL_S = 0.45  # and after it ends
 
 
-# ----------------------------------------------------------------------------- footage
-def footage_query(shot: Shot) -> str:
-    return shot.footage_query or " ".join(x for x in (shot.action, shot.location, shot.camera) if x)
+class InjectedFailure(StudioError):
+    """Raised where STUDIO_FAIL_AT asks (tests of Retry); unset STUDIO_FAIL_AT to run normally."""
 
 
-def footage_recipe(shot: Shot, need_s: float, kb_fingerprint: str) -> Recipe:
-    return Recipe(stage=FOOTAGE_STAGE, backend="lancedb", model=kb_fingerprint,
-                  params={"query": footage_query(shot), "need_s": round(need_s, 3), "camera": shot.camera,
-                          "v": PICK_VERSION})
+@dataclass
+class ShortJob:
+    """What every stage of one run shares: the request, the store, the output folder, timings, progress."""
+
+    request: str
+    profile: str
+    seed: int
+    store: ArtifactStore
+    out: Path
+    t_start: float = field(default_factory=time.time)
+    timings: dict[str, float] = field(default_factory=dict)
+    progress: Progress | None = None
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time a stage (summed over revision rounds) and note it as where the run stands."""
+        fail_point(name)
+        if self.progress:
+            self.progress.where = name
+        t0 = time.perf_counter()
+        yield
+        self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - t0, 3)
+
+    def event(self, stage: str, detail: str = "", advance: int = 0) -> None:
+        if self.progress:
+            self.progress.event(stage, detail, advance)
 
 
-def film_scenes_fingerprint() -> str:
-    """Changes when the indexed films change, so picks are redone against the new index."""
-    import hashlib
+@dataclass
+class Takes:
+    """One round's media per shot id: voice lines (and their seconds), keyframes, footage picks and stills."""
 
-    from studio.resources.knowledge.store import KnowledgeBase
-
-    hashes = KnowledgeBase.from_settings().hashes("film_scenes")
-    return "film_scenes@" + hashlib.sha256(json.dumps(sorted(hashes.items())).encode()).hexdigest()[:16]
-
-
-def choose_window(hit_meta: dict, need_s: float, video_s: float) -> tuple[float, float]:
-    """A window of `need_s` seconds that starts at the scene's start and stays inside the film."""
-    need_s = min(need_s, video_s)
-    start = float(hit_meta.get("start", 0.0))
-    if start + need_s > video_s:
-        start = max(0.0, video_s - need_s)
-    return round(start, 3), round(start + need_s, 3)
+    voices: dict[int, ArtifactRef]
+    voice_s: dict[int, float]
+    keyframes: dict[int, ArtifactRef]
+    footage: dict[int, ArtifactRef]
+    frames: dict[int, ArtifactRef]
 
 
-@task(task_run_name="pick-footage", **generation_task_options(heavy=False))
-def pick_footage(recipe: Recipe, shot: Shot) -> ArtifactRef:
-    """Retrieve the best-matching indexed film scene for a footage shot and fix the clip window."""
-    from studio.resources.knowledge.store import KnowledgeBase
-    from studio.resources.media.frames import sample_footage_path
-    from studio.resources.media.probe import probe
-
-    store = ArtifactStore.from_settings()
-    if (ref := store.lookup(recipe)) is not None:
-        return ref
-    need = float(recipe.params["need_s"])
-    hits = KnowledgeBase.from_settings().search(recipe.params["query"], collection="film_scenes", k=5)
-    hits = [h for h in hits if Path(str(h.metadata.get("video", ""))).is_file()]
-    if hits:
-        # Prefer a scene whose shot size matches the plan's camera among the closest matches.
-        same = [h for h in hits if h.metadata.get("shot_size") == shot.camera]
-        hit = (same or hits)[0]
-        video, meta, why = str(hit.metadata["video"]), dict(hit.metadata), f"retrieved: {hit.text[:120]}"
-        score = float(hit.score)
-    else:
-        video, meta, why, score = str(sample_footage_path()), {"start": 0.0}, "no indexed film: the sample", 0.0
-    start, end = choose_window(meta, need, probe(video).duration)
-    return store.put_json(recipe, {"video": video, "start": start, "end": end, "scene": meta.get("scene"),
-                                   "score": score, "why": why, "query": recipe.params["query"]})
+def fail_point(stage: str) -> None:
+    """STUDIO_FAIL_AT="STAGE:N": raise at the start of STAGE on the run's first N attempts (Retry tests)."""
+    spec = get_settings().fail_at
+    if not spec:
+        return
+    name, _, times = spec.partition(":")
+    if name == stage and (flow_run.run_count or 1) <= int(times or 1):
+        raise InjectedFailure(f"injected failure at stage '{stage}' (attempt {flow_run.run_count}); "
+                              "unset STUDIO_FAIL_AT to run normally")
 
 
-def footage_frame(pick_ref: ArtifactRef) -> ArtifactRef:
-    """A still of the picked window (for the storyboard sheet and the judge)."""
-    from PIL import Image
-
-    from studio.resources.media.frames import read_frame
-
-    store = ArtifactStore.from_settings()
-    recipe = Recipe(stage=FOOTAGE_FRAME_STAGE, backend="ffmpeg", inputs=[pick_ref.sha256], params={"at": "mid"})
-
-    def write(out: Path) -> None:
-        pick = store.read_json(pick_ref)
-        rgb = read_frame(pick["video"], (pick["start"] + pick["end"]) / 2, width=854)
-        Image.fromarray(rgb).save(out, format="PNG", optimize=False)
-
-    return store.lookup_or_make(recipe, ".png", "image/png", write)
+def plan_recipe_of(plan: Plan) -> Recipe:
+    """The recipe of a plan the user supplied (an edited manifest or plan file)."""
+    return Recipe(stage="plan", backend="user", params={"plan": plan.model_dump(mode="json")})
 
 
-# ----------------------------------------------------------------------------- judging
-def judge_recipe(judge: Any, plan: Plan, media: list[dict]) -> Recipe:
-    shas = []
-    for m in media:
-        shas += [m.get("keyframe_sha") or "-", m.get("audio_sha") or "-"]
-    return Recipe(stage=JUDGE_STAGE, backend=judge.name, model=judge.model_id,
-                  params={"plan": plan.model_dump(mode="json")}, inputs=shas)
+def store_user_plan(store: ArtifactStore, plan: Plan) -> ArtifactRef:
+    return store.lookup_or_make_json(plan_recipe_of(plan), lambda: {"plan": plan.model_dump(mode="json"),
+                                                                     "report": {"source": "user"}})
 
 
-@task(task_run_name="judge-shots", **generation_task_options(heavy=False))
-def judge_shots(recipe: Recipe, media: list[dict], profile: str | None = None) -> ArtifactRef:
-    """Score every shot with the profile's judge (metric judge on preview, VLM judge on gpu)."""
-    from studio.resources.judge.metric import ShotMedia
-    from studio.resources.registry import load_backend
-
-    store = ArtifactStore.from_settings()
-    if (ref := store.lookup(recipe)) is not None:
-        return ref
-    judge = load_backend("judge", profile)
-    plan = Plan.model_validate(recipe.params["plan"])
-    shot_media = [ShotMedia(**{k: v for k, v in m.items() if k in ShotMedia.model_fields}) for m in media]
-    scores = judge.score_shots(plan, shot_media)
-    return store.put_json(recipe, [s.model_dump() for s in scores])
+def log_plan(plan: Plan, report: dict) -> None:
+    logger = get_run_logger()
+    logger.info("plan: %r, %d shots (%s)", plan.title, len(plan.shots), report.get("source", "director"))
+    for s in plan.shots:
+        logger.info("shot %s [%s, %s, %.1fs] %s", s.id, s.source, s.camera, s.duration, s.action[:100])
 
 
-# ----------------------------------------------------------------------------- shot → segment
+# ----------------------------------------------------------------------------- voices and pictures
+def voice_stage(job: ShortJob, plan: Plan) -> tuple[dict[int, ArtifactRef], dict[int, float]]:
+    logger = get_run_logger()
+    futures = {}
+    for shot in plan.shots:
+        if shot.dialogue:
+            d = shot.dialogue
+            recipe = line_recipe(d.character, d.line, d.emotion, d.intensity, seed=job.seed, profile=job.profile)
+            futures[shot.id] = shows_cached(voice_task_for(recipe)).submit(recipe)
+    voices = {}
+    for sid, fut in futures.items():
+        voices[sid] = fut.result()
+        job.event("voices", f"line of shot {sid}", advance=1)
+    seconds = {sid: float(job.store.sidecar(ref)["extra"]["duration_s"]) for sid, ref in voices.items()}
+    for shot in plan.shots:
+        if shot.id in voices:
+            logger.info("voice shot %s: %s says %r (%.2fs)", shot.id, shot.dialogue.character, shot.dialogue.line,
+                        seconds[shot.id])
+    report_stage("voice_line", voices, job.store, job.t_start)
+    return voices, seconds
+
+
+def picture_stage(job: ShortJob, plan: Plan, voice_s: dict[int, float]
+                  ) -> tuple[dict[int, ArtifactRef], dict[int, ArtifactRef], dict[int, ArtifactRef]]:
+    """All keyframes (storyboard or SDXL) and footage picks, submitted together: one model load per stage.
+    Returns keyframes, footage picks, and every shot's still (keyframe or footage frame)."""
+    from studio.resources.image.request import image_request_from_shot
+
+    backend = image_backend(profile=job.profile)
+    futures, picks = {}, {}
+    fingerprint = None
+    for shot in plan.shots:
+        if shot.source == "footage":
+            fingerprint = fingerprint or footage_tasks.film_scenes_fingerprint()
+            need = shot_seconds(shot, voice_s.get(shot.id))
+            recipe = footage_tasks.footage_recipe(shot, need, fingerprint)
+            picks[shot.id] = shows_cached(footage_tasks.pick_footage).submit(recipe, shot)
+            continue
+        # The keyframe never shows the dialogue: editing a line must not re-render the picture.
+        request = image_request_from_shot(shot.model_copy(update={"dialogue": None}), plan, seed=job.seed + shot.id)
+        recipe, prepared = keyframe_recipe(backend, request)
+        task = shows_cached(render_keyframe.with_options(tags=sorted(heavy_tags(recipe, backend.heavy))))
+        futures[shot.id] = task.submit(recipe, prepared.model_dump(mode="json"))
+    keyframes, footage = {}, {}
+    for sid, fut in futures.items():
+        keyframes[sid] = fut.result()
+        job.event("keyframes", f"shot {sid}/{len(plan.shots)}", advance=1)
+    for sid, fut in picks.items():
+        footage[sid] = fut.result()
+        job.event("footage", f"shot {sid}/{len(plan.shots)}", advance=1)
+    report_stage("keyframe", keyframes, job.store, job.t_start)
+    report_stage("footage_pick", footage, job.store, job.t_start)
+    frames = {**keyframes, **{sid: footage_tasks.footage_frame(ref) for sid, ref in footage.items()}}
+    return keyframes, footage, frames
+
+
+# ----------------------------------------------------------------------------- judging and revision
+def render_and_judge(job: ShortJob, plan_ref: ArtifactRef, plan: Plan, max_revisions: int | None
+                     ) -> tuple[ArtifactRef, Plan, Takes, list[dict]]:
+    """Voices, pictures, judging; then revise only the failing shots (bounded) and render those again."""
+    from studio.agents.context import load_director_config
+
+    cfg = load_director_config().revision
+    limit = cfg.max_iterations if max_revisions is None else max_revisions
+    logger = get_run_logger()
+    rounds: list[dict] = []
+    for iteration in range(limit + 1):
+        with job.stage("voices"):
+            voices, voice_s = voice_stage(job, plan)
+        with job.stage("visuals"):
+            keyframes, footage, frames = picture_stage(job, plan, voice_s)
+        takes = Takes(voices, voice_s, keyframes, footage, frames)
+        with job.stage("judge"):
+            media = shot_media(plan, job.store, frames, voices)
+            scores_ref = shows_cached(judge_shots)(judge_recipe(judge_backend(job.profile), plan, media), media,
+                                                   job.profile)
+            scores = job.store.read_json(scores_ref)
+        failing = [s["shot_id"] for s in scores if s["score"] < cfg.threshold]
+        rounds.append({"iteration": iteration, "scores": scores, "failing": failing})
+        logger.info("judge round %d: %s; below %.2f: %s", iteration,
+                    ", ".join(f"#{s['shot_id']}={s['score']:.2f}" for s in scores), cfg.threshold, failing or "none")
+        job.event("judge", f"round {iteration}: {len(failing)} shot(s) below {cfg.threshold}", advance=1)
+        if not failing or iteration == limit:
+            break
+        with job.stage("revise"):
+            revised_ref = revise_plan_in_flow(plan_ref, scores, cfg.threshold, iteration, job.profile)
+            revised = load_plan(revised_ref)
+        if revised == plan:
+            logger.info("the director kept the plan: no revision rendered")
+            break
+        logger.info("revised shots %s (round %d)", failing, iteration + 1)
+        if job.progress:  # the revised round reports its steps again
+            job.progress.total += job.progress.done
+        plan_ref, plan = revised_ref, revised
+    return plan_ref, plan, takes, rounds
+
+
+# ----------------------------------------------------------------------------- segments, cut, outputs
+def segment_stage(job: ShortJob, plan: Plan, takes: Takes) -> list[ArtifactRef]:
+    """One segment per shot (recipe-cached): the shot's spec rendered by the segment renderer."""
+    futures = []
+    for shot in plan.shots:
+        pick = job.store.read_json(takes.footage[shot.id]) if shot.id in takes.footage else None
+        key = takes.keyframes.get(shot.id)
+        voice = takes.voices.get(shot.id)
+        spec = segment_spec_for(shot, keyframe=job.store.local_path(key) if key else None, footage=pick,
+                                voice=job.store.local_path(voice) if voice else None,
+                                voice_s=takes.voice_s.get(shot.id))
+        futures.append(shows_cached(render_segment).submit(segment_recipe(spec), spec))
+    segments = []
+    for shot, fut in zip(plan.shots, futures, strict=True):
+        segments.append(fut.result())
+        job.event("segments", f"shot {shot.id}/{len(plan.shots)}", advance=1)
+    report_stage("segment", {s.id: ref for s, ref in zip(plan.shots, segments, strict=True)}, job.store,
+                 job.t_start)
+    return segments
+
+
+def assemble_stage(job: ShortJob, segments: list[ArtifactRef]) -> ArtifactRef:
+    cut = shows_cached(assemble_cut)(cut_recipe(segments, music="procedural"), segments, "procedural")
+    get_run_logger().info("cut %s: %.1fs, %d segments", cut.short,
+                          float(job.store.sidecar(cut)["extra"]["duration"]), len(segments))
+    return cut
+
+
+def storyboard_stage(job: ShortJob, plan: Plan, takes: Takes, segments: list[ArtifactRef]) -> ArtifactRef:
+    tiles = []
+    for shot, seg in zip(plan.shots, segments, strict=True):
+        line = f'{shot.dialogue.character}: "{shot.dialogue.line}"' if shot.dialogue else shot.action
+        seconds = float(job.store.sidecar(seg)["extra"].get("duration", shot.duration))
+        tiles.append((takes.frames[shot.id], [f"#{shot.id} · {shot.camera} · {seconds:.1f}s", line[:90]]))
+    return shows_cached(render_contact_sheet)(sheet_recipe(tiles, plan.title, None), tiles)
+
+
+def export_outputs(store: ArtifactStore, cut: ArtifactRef, sheet: ArtifactRef, out: Path) -> dict[str, Path]:
+    """short.mp4, storyboard.png and subtitles.srt in the output folder (temp name, then rename)."""
+    outputs = {"short": out / "short.mp4", "storyboard": out / "storyboard.png", "subtitles": out / "subtitles.srt"}
+    subs = (store.sidecar(cut).get("extra") or {}).get("subtitles")
+    sources = [(cut, outputs["short"]), (sheet, outputs["storyboard"])]
+    if subs:
+        sources.append((ArtifactRef(**subs), outputs["subtitles"]))
+    for ref, dst in sources:
+        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.part")
+        shutil.copyfile(store.local_path(ref), tmp)
+        os.replace(tmp, dst)
+    if not subs:
+        outputs["subtitles"].write_text("")
+    return outputs
+
+
+# ----------------------------------------------------------------------------- shot → segment spec
 def still_effects(shot: Shot) -> list[dict[str, Any]]:
     return [*CAMERA_EFFECTS.get(shot.camera_move, CAMERA_EFFECTS["static"]), *({"name": e} for e in shot.effects)]
 
@@ -168,7 +306,3 @@ def segment_spec_for(shot: Shot, *, keyframe: Path | None, footage: dict | None,
         return SegmentSpec(video=Path(footage["video"]), start=footage["start"], end=footage["end"],
                            effects=[{"name": e} for e in shot.effects], **common)
     return SegmentSpec(image=keyframe, duration=shot_seconds(shot, voice_s), effects=still_effects(shot), **common)
-
-
-def manifest_json(data: dict) -> str:
-    return json.dumps(data, indent=2, sort_keys=False, default=str)

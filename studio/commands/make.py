@@ -101,7 +101,11 @@ def make(request: str = typer.Argument(..., help="what the short is about"),
             raise MakeInputError(f"no Prefect server answers at {st.api_url}: run `studio server start`")
         out.print(f"[yellow]The Prefect server is not running: starting it[/] (log {st.log})…")
         st = _start()
-        out.print(f"server up at {st.api_url}")
+        out.print(Text(f"server up at {st.api_url}"))
+    if start_server:  # the UI's pictures and the playable short need the file server beside the Prefect server
+        from studio.resources.runtime.file_server import start_file_server
+
+        start_file_server()
     ensure_result_storage()
     target = (out_dir or get_settings().home / "shorts" / slugify(req)).expanduser().resolve()
     target.mkdir(parents=True, exist_ok=True)
@@ -116,14 +120,20 @@ def make(request: str = typer.Argument(..., help="what the short is about"),
         watcher = threading.Thread(target=_watch, args=(progress_file, stop, live, t0), daemon=True)
         watcher.start()
         try:
-            result = create_short(request=req, profile=prof, shots=shots, seed=seed, plan=plan, out_dir=str(target))
+            state = create_short(request=req, profile=prof, shots=shots, seed=seed, plan=plan, out_dir=str(target),
+                                 return_state=True)
         finally:
             stop.set()
             watcher.join(2)
-    out.print(f"[green]done in {time.monotonic() - t0:.0f}s[/] · {result['duration_s']:.1f}s of film")
+    run_url = f"{st.ui_url}/runs/flow-run/{state.state_details.flow_run_id}"
+    if not state.is_completed():
+        out.print(Text(f"the run ended {state.name}: its logs and progress are at {run_url}", style="red"))
+    result = state.result()  # raises the run's error (the CLI prints it)
+    out.print(Text.assemble((f"done in {time.monotonic() - t0:.0f}s", "green"),
+                            f" · {result['duration_s']:.1f}s of film"))
     for key in ("short", "subtitles", "storyboard", "manifest"):
-        out.print(f"  {key:<10} {result[key]}")
-    out.print(f"  UI         [link]{st.ui_url}/runs[/link]")
+        out.print(Text(f"  {key:<10} {result[key]}"))  # paths print literally, never as markup
+    out.print(Text(f"  run        {run_url}"))
 
 
 def register(app: typer.Typer) -> None:

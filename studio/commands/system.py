@@ -29,13 +29,20 @@ def server_start() -> None:
     verb = "already running" if before.healthy else "started"
     out.print(f"Prefect server {verb}: pid {st.pid or '?'} · API {st.api_url} · UI [link]{st.ui_url}[/link]")
     out.print(f"gpu-heavy limit verified: {limit} · log {st.log}")
+    from studio.resources.runtime.file_server import start_file_server
+
+    files = start_file_server()
+    out.print(f"file server (the UI's pictures, the playable short): {files}/files · metrics {files}/metrics"
+              if files else "file server off (STUDIO_FILES__ENABLED=false): the UI shows no pictures")
 
 
 @server_app.command("stop")
 def server_stop() -> None:
-    """Stop the server this studio home started."""
+    """Stop the server this studio home started (and its file server)."""
+    from studio.resources.runtime.file_server import stop_file_server
     from studio.resources.runtime.prefect_server import stop_server
 
+    stop_file_server()
     out.print("stopped" if stop_server() else "no server of this studio home was running")
 
 
