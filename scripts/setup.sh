@@ -12,6 +12,8 @@ command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
 command -v ffprobe >/dev/null || need_apt+=(ffmpeg)
 command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
+# The browser test (tests/ui) drives Debian's chromium through Playwright (Playwright's own download is not used).
+command -v chromium >/dev/null || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "[setup] apt-get install ${need_apt[*]}"
