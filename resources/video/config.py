@@ -113,6 +113,16 @@ class LipSyncConfig(BaseModel):
     timeout_s: float = Field(default=900.0, gt=0)
 
 
+class AnimationConfig(BaseModel):
+    """The cut-out animator of the `final` look (resources/video/animation.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title_card_s: float = Field(default=2.5, ge=0, le=10)  # 0: no title card
+    end_card_s: float = Field(default=3.0, ge=0, le=10)  # 0: no end card (the licences stay in the manifest)
+    lip_flaps: bool = True  # the speaker's mouth opens with the voice line's envelope
+
+
 class VideoConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -123,6 +133,10 @@ class VideoConfig(BaseModel):
     audio: AudioMixConfig = AudioMixConfig()
     lipsync: LipSyncConfig = LipSyncConfig()
     font: str | None = None  # caption font file; default: system DejaVu, else Pillow's bundled font
+    # final: animated cut-out shots, no debug captions, subtitles alone at the bottom, title and end cards;
+    # storyboard: the annotated still frames (caption band, camera marks) with a camera move
+    look: Literal["final", "storyboard"] = "final"
+    animation: AnimationConfig = AnimationConfig()
 
     @model_validator(mode="after")
     def _default_exists(self) -> VideoConfig:

@@ -192,7 +192,7 @@ def exaggerate(art: Image.Image, rig: dict, factor: float) -> Image.Image:
     map_x, map_y = xx + off_x, yy + off_y
     x0 = np.clip(np.round(map_x).astype(np.int32), 0, w - 1)
     y0 = np.clip(np.round(map_y).astype(np.int32), 0, h - 1)
-    return Image.fromarray(src[y0, x0].astype(np.uint8), "RGBA")
+    return Image.fromarray(src[y0, x0].astype(np.uint8))
 
 
 def draw_mouth(d: ImageDraw.ImageDraw, x: float, y: float, width: float, openness: float) -> tuple[float, ...] | None:
