@@ -1,9 +1,7 @@
-"""Video benchmarks (issue 6). Run: `.venv/bin/python bench/bench_video.py [--copies 24] [--repeats 3]`.
+"""Video assembly benchmark (issue 6; scene detection is in bench/bench_analysis.py).
+Run: `.venv/bin/python bench/bench_video.py [--repeats 3]`.
 
-1. Scene detection on a long input (the Big Buck Bunny sample looped `--copies` times, 720p, stream copy):
-   the `scenedetect` CLI with its defaults vs the studio's detector in one process vs chunked on 2 processes
-   (same detector and downscale). Frames per second of wall time; the cut lists must agree.
-2. Final assembly of 20 segments (preview format 854×480 @ 24 fps): the studio's concat demuxer (stream copy)
+Final assembly of 20 segments (preview format 854×480 @ 24 fps): the studio's concat demuxer (stream copy)
    + numpy audio mix (music ducked under dialogue, loudness) vs one MoviePy composite of the same edit.
    Both outputs are probed: the durations must be identical (to one frame).
 Prints a markdown table; `--json PATH` also writes the raw figures.
@@ -16,7 +14,6 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +28,6 @@ from studio.resources.media.ffmpeg import ffmpeg_path
 from studio.resources.media.frames import sample_footage_path
 from studio.resources.media.probe import probe
 from studio.resources.runtime.artifacts import ArtifactStore  # noqa: E402
-from studio.resources.video.analysis import detect_scenes  # noqa: E402
 from studio.resources.video.assemble import assemble_segments  # noqa: E402
 from studio.resources.video.config import video_config  # noqa: E402
 from studio.resources.video.segment import SegmentSpec  # noqa: E402
@@ -56,52 +52,6 @@ def _median_time(fn, repeats: int, cpu: list | None = None) -> tuple[float, obje
     if cpu is not None:
         cpu.append(statistics.median(cpus))
     return statistics.median(times), out
-
-
-def long_input(folder: Path, copies: int) -> Path:
-    listing = folder / "loop.txt"
-    listing.write_text("".join(f"file '{sample_footage_path()}'\n" for _ in range(copies)))
-    out = folder / f"bbb_x{copies}.mp4"
-    subprocess.run([ffmpeg_path(), "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing), "-an",
-                    "-c", "copy", str(out)], check=True)
-    return out
-
-
-def bench_scenes(folder: Path, copies: int, repeats: int) -> dict:
-    video = long_input(folder, copies)
-    info = probe(video)
-    frames = info.n_frames
-    cfg = video_config().scene_detection
-    chunk = info.duration / 2 + 0.01  # one chunk per process
-    whole = info.duration + 10
-    cli = [str(Path(sys.executable).with_name("scenedetect")), "-q", "-i", str(video)]
-    rows, cpu = {}, {}
-    c: list = []
-    t_cli, _ = _median_time(lambda: subprocess.run(cli, check=True, capture_output=True), repeats, c)
-    rows["scenedetect CLI default (detect-adaptive, auto downscale)"] = t_cli
-    cpu["scenedetect CLI default (detect-adaptive, auto downscale)"] = c[-1]
-    single_cuts = {}
-    key = "studio content, 1 process, 1 decoder thread (one core's worth)"
-    rows[key], _ = _median_time(lambda: detect_scenes(video, cfg, "content", chunk_seconds=whole, threads=1),
-                                repeats, c)
-    cpu[key] = c[-1]
-    for det in ("adaptive", "content"):
-        t1, sc1 = _median_time(lambda d=det: detect_scenes(video, cfg, d, chunk_seconds=whole), repeats, c)
-        cpu[f"studio {det}, 1 process"] = c[-1]
-        t2, sc2 = _median_time(lambda d=det: detect_scenes(video, cfg, d, chunk_seconds=chunk, workers=2), repeats,
-                               c)
-        cpu[f"studio {det}, 2 chunks on 2 processes"] = c[-1]
-        cuts1, cuts2 = [s.start_frame for s in sc1], [s.start_frame for s in sc2]
-        assert cuts1 == cuts2, f"chunked {det} detection disagrees: {cuts1} vs {cuts2}"
-        single_cuts[det] = len(cuts1)
-        rows[f"studio {det}, 1 process"] = t1
-        rows[f"studio {det}, 2 chunks on 2 processes"] = t2
-    return {"video": f"Big Buck Bunny ×{copies}: {info.width}x{info.height}, {info.duration:.1f} s, {frames} frames",
-            "frames": frames, "seconds": rows, "cpu_seconds": cpu, "fps": {k: frames / v for k, v in rows.items()},
-            "scenes": single_cuts,
-            "speedup_adaptive": rows["studio adaptive, 1 process"] / rows["studio adaptive, 2 chunks on 2 processes"],
-            "speedup_content": rows["studio content, 1 process"] / rows["studio content, 2 chunks on 2 processes"],
-            "speedup_content_vs_one_thread": rows[key] / rows["studio content, 2 chunks on 2 processes"]}
 
 
 def twenty_segments(folder: Path) -> tuple[list[Path], list[tuple[float, float]], list[int], float]:
@@ -203,15 +153,12 @@ def bench_assembly(folder: Path, repeats: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--copies", type=int, default=24, help="sample loops in the long input (5.3 s each)")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--only", choices=["scenes", "assembly"])
+    ap.add_argument("--only", choices=["assembly"])
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-video-"))
     res: dict = {"load_average_start": os.getloadavg(), "cores": os.cpu_count()}
-    if args.only in (None, "scenes"):
-        res["scenes"] = bench_scenes(folder, args.copies, args.repeats)
     if args.only in (None, "assembly"):
         res["assembly"] = bench_assembly(folder, args.repeats)
     res["load_average_end"] = os.getloadavg()
@@ -219,14 +166,6 @@ def main() -> None:
         args.json.write_text(json.dumps(res, indent=2))
     print(f"machine: {res['cores']} cores, load average {res['load_average_start'][0]:.1f} → "
           f"{res['load_average_end'][0]:.1f}; medians of {args.repeats}")
-    if "scenes" in res:
-        s = res["scenes"]
-        print(f"\nScene detection — {s['video']} (scenes {s['scenes']})\n\n"
-              "| method | wall s | fps | CPU s |\n|---|---|---|---|")
-        for k, v in s["seconds"].items():
-            print(f"| {k} | {v:.1f} | {s['fps'][k]:.0f} | {s['cpu_seconds'][k]:.1f} |")
-        print(f"\nchunked speed-up: adaptive ×{s['speedup_adaptive']:.2f}, content ×{s['speedup_content']:.2f}, "
-              f"content vs one decoder thread ×{s['speedup_content_vs_one_thread']:.2f}")
     if "assembly" in res:
         a = res["assembly"]
         print(f"\nAssembly — {a['segments']} segments, {a['cut_seconds']:.1f} s at 854x480@24 "
