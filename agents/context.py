@@ -42,6 +42,14 @@ class RevisionConfig(BaseModel):
     max_iterations: int = Field(default=2, ge=0, le=10)
 
 
+class WorldConfig(BaseModel):
+    """A film world of the knowledge pack: its characters, default places and words that point to it."""
+
+    characters: list[str]
+    places: list[str] = []  # where a short is set when the request names no place
+    keywords: list[str] = []  # lemmas that suggest this world when the request names no character
+
+
 class DirectorConfig(BaseModel):
     """configs/director.yaml (optional; these are the defaults)."""
 
@@ -57,6 +65,9 @@ class DirectorConfig(BaseModel):
     # OpenAI-standard sampling options both llama.cpp and vLLM accept (penalties curb a small model's repeats).
     sampling: dict[str, float] = {"presence_penalty": 0.0, "frequency_penalty": 0.0}
     revision: RevisionConfig = RevisionConfig()
+    # Collective words of requests ("the squirrels") → character ids; plural keys, singular forms match too.
+    groups: dict[str, list[str]] = {}
+    worlds: dict[str, WorldConfig] = {}
 
 
 def load_director_config() -> DirectorConfig:
@@ -65,7 +76,6 @@ def load_director_config() -> DirectorConfig:
 
 
 SearchFn = Callable[[str, str | None, dict[str, Any] | None, int], list[Any]]
-RescoreFn = Callable[[Any, list[int]], list[dict[str, Any]]]
 
 
 @dataclass
@@ -77,5 +87,4 @@ class DirectorContext:
     max_repair_attempts: int = 3
     sources: tuple[str, ...] = ("storyboard",)  # shot sources this profile can render
     structured: bool = False  # draft text fields as choices (see DirectorConfig.draft_style)
-    rescore: RescoreFn | None = None  # re-render + judge revised shots; None: one revision step per call
     tool_log: list[dict[str, Any]] = field(default_factory=list)  # every tool the graph executed

@@ -22,7 +22,6 @@ from studio.agents.context import (
     DirectorConfig,
     DirectorContext,
     EndpointChatModel,
-    RescoreFn,
     SearchFn,
     load_director_config,
 )
@@ -34,7 +33,7 @@ from studio.configs.errors import StudioError
 from studio.configs.settings import get_settings
 from studio.configs.vocabulary import Plan
 
-PROMPT_VERSION = "director-v1"
+PROMPT_VERSION = "director-v2"  # intent (spaCy) + composed story + fidelity check
 
 
 class PlanningError(StudioError):
@@ -131,7 +130,7 @@ def plan_short(request: str, shots: int | None = None, seed: int = 0, *, profile
     t0 = time.perf_counter()
     registry = registry or PlanRegistry.from_configs()
     cfg = config or load_director_config()
-    extract_intent(request, registry, shots)  # request errors surface here, before any server or file
+    extract_intent(request, registry, shots, cfg)  # request errors surface here, before any server or file
     repairs = cfg.max_repair_attempts if cfg.max_repair_attempts is not None else get_settings().llm.max_repair_attempts
     with contextlib.ExitStack() as stack:
         model_id = "scripted"
@@ -151,10 +150,18 @@ def plan_short(request: str, shots: int | None = None, seed: int = 0, *, profile
         cp.delete_thread(thread)  # finished either way: nothing left to resume
     if result.get("status") != "planned" or not result.get("plan"):
         problems = "\n".join(f"  - {e}" for e in result.get("errors", [])[:10])
-        raise PlanningError(f"the model ({model_id}) did not produce a valid plan after {report['attempts']} "
-                            f"attempt(s); last problems:\n{problems}\nTry another --seed, fewer --shots, or a "
-                            "larger model (--profile gpu). Nothing was written.")
+        raise PlanningError(f"the model ({model_id}) did not produce a plan that is valid and follows the request "
+                            f"after {report['attempts']} attempt(s); last problems:\n{problems}\nTry another --seed, "
+                            "fewer --shots, or a larger model (--profile gpu). Nothing was written.")
     return validate_plan(result["plan"], registry), report
+
+
+def _blamed(plan: Plan, request: str, registry: PlanRegistry, cfg: DirectorConfig) -> list[int]:
+    from studio.agents.fidelity import check_fidelity
+
+    if not request:
+        return []
+    return list(check_fidelity(plan, extract_intent(request, registry, len(plan.shots), cfg)).by_shot)
 
 
 def normalize_scores(scores: Any) -> list[ShotScoreDict]:
@@ -172,15 +179,15 @@ def normalize_scores(scores: Any) -> list[ShotScoreDict]:
 
 def revise_failing_shots(plan: Plan | dict[str, Any], scores: Any, threshold: float | None = None, *,
                          iteration: int = 0, max_iterations: int | None = None, request: str = "", seed: int = 0,
-                         profile: str | None = None, chat: ChatModel | None = None, rescore: RescoreFn | None = None,
+                         profile: str | None = None, chat: ChatModel | None = None,
                          registry: PlanRegistry | None = None, config: DirectorConfig | None = None
                          ) -> tuple[Plan, dict[str, Any]]:
-    """Evaluate → accept, or rewrite only the shots scored below `threshold` (default: configs/director.yaml).
-
-    Without `rescore`, one revision step is made (the caller re-renders and calls again with `iteration + 1`);
-    with it, the graph loops revise → rescore → evaluate up to `max_iterations`. report["decision"] is
-    accept | revise | give_up and report["revised_shots"] lists the ids rewritten. Shots that pass are kept
-    exactly. If the model cannot produce a valid revision, the plan comes back unchanged with status "failed".
+    """One step of the revision loop: accept, or rewrite only the failing shots — those scored below
+    `threshold` (default: configs/director.yaml) and those the fidelity check blames (a requested subject not
+    shown, an uninvited character, a repeated line). The caller re-renders and calls again with
+    `iteration + 1` (the create_short flow does). report["decision"] is accept | revise | give_up and
+    report["revised_shots"] lists the ids rewritten. Shots that pass are kept exactly. If the model cannot
+    produce a valid revision, the plan comes back unchanged with status "failed".
     """
     t0 = time.perf_counter()
     registry = registry or PlanRegistry.from_configs()
@@ -192,7 +199,7 @@ def revise_failing_shots(plan: Plan | dict[str, Any], scores: Any, threshold: fl
     unknown = sorted({s["shot_id"] for s in norm} - {s.id for s in plan.shots})
     if unknown:
         raise PlanningError(f"scores name shots {unknown}, which the plan does not have")
-    failing = [s["shot_id"] for s in norm if s["score"] < thr]
+    failing = sorted({s["shot_id"] for s in norm if s["score"] < thr} | set(_blamed(plan, request, registry, cfg)))
     if not failing or iteration >= max_it:  # nothing to ask the model: no server needed
         decision = "accept" if not failing else "give_up"
         return plan, {"status": "accepted" if not failing else "gave_up", "decision": decision,
@@ -204,7 +211,7 @@ def revise_failing_shots(plan: Plan | dict[str, Any], scores: Any, threshold: fl
         if chat is None:
             chat, model_id = stack.enter_context(_chat_for(profile, cfg))
         ctx = DirectorContext(chat=chat, registry=registry, search=None, config=cfg, max_repair_attempts=repairs,
-                              sources=_sources(profile), rescore=rescore, structured=_structured(cfg, profile))
+                              sources=_sources(profile), structured=_structured(cfg, profile))
         thread = _thread_id("revise", [plan.model_dump(), norm, thr, iteration, max_it, seed, model_id])
         cp = stack.enter_context(open_checkpointer())
         graph = build_graph(cp)

@@ -2,13 +2,15 @@
 
     plan:    understand → retrieve → model ⇄ tools → check ─ok→ END
                                        ↑______repair______|  └─ too many failures → fail → END
-    revise:  understand → evaluate ─all pass / bound reached→ END
-                             └─failing→ model ⇄ tools → check → (rescore → evaluate) | END
+    revise:  understand → evaluate ─nothing failing / bound reached→ END
+                             └─failing→ model ⇄ tools → check → END
 
-`model` asks the LLM for a `submit_plan` call (forced once the helper-tool budget is spent); `check` parses,
-assembles and validates it against the registry and, when it fails, feeds the errors back to the model as the
-tool's result — at most `max_repair_attempts` times. Revision rewrites only the shots scored below the
-threshold and keeps every other shot byte-for-byte.
+`understand` reads the request (code: spaCy); `retrieve` fetches knowledge and composes the story (beats and
+shot briefs, code); `model` asks the LLM for a `submit_plan` call whose schema is built from the briefs;
+`check` parses, assembles and validates the plan — registry rules and fidelity to the request — and feeds
+problems back to the model, at most `max_repair_attempts` times. Revision is one step per call (the
+create_short flow re-renders and judges between calls): it rewrites the shots the judges or the fidelity
+check blame and keeps every other shot byte-for-byte.
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ from typing import Any, Literal
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
+from studio.agents.assemble import assemble_plan
 from studio.agents.context import DirectorContext
-from studio.agents.intent import Intent, assemble_plan, extract_intent
+from studio.agents.fidelity import check_fidelity
+from studio.agents.intent import Intent, extract_intent
 from studio.agents.prompts import plan_messages, repair_message, revise_messages, tool_result_message
-from studio.agents.schema import PlanValidationError, draft_schema, parse_draft, validate_plan
+from studio.agents.schema import Draft, PlanValidationError, draft_schema, schema_problems, validate_plan
 from studio.agents.state import DirectorState
+from studio.agents.story import Story, compose_story
 from studio.agents.tools import SUBMIT_PLAN, TOOLS, ToolError, execute_tool, tool_specs
-from studio.agents.vocabulary import Vocabulary, build_vocabulary
 from studio.configs.vocabulary import Plan
 from studio.resources.llm.client import LLMOutputError
 
@@ -40,8 +44,8 @@ def _intent(state: DirectorState) -> Intent:
     return Intent.model_validate(state["intent"])
 
 
-def _vocab(state: DirectorState) -> Vocabulary | None:
-    return Vocabulary.model_validate(state["vocab"]) if state.get("vocab") else None
+def _story(state: DirectorState) -> Story:
+    return Story.model_validate(state["story"])
 
 
 def _sources(state: DirectorState, ctx: DirectorContext) -> tuple[str, ...]:
@@ -50,66 +54,51 @@ def _sources(state: DirectorState, ctx: DirectorContext) -> tuple[str, ...]:
 
 
 def _schema(state: DirectorState, ctx: DirectorContext) -> dict[str, Any]:
-    if state["mode"] == "revise":  # the failing shots keep their place in the story
-        positions, total = sorted(state["failing"]), len((state["plan"] or {}).get("shots", []))
-    else:
-        positions, total = None, None
-    return draft_schema(ctx.registry, _expected_shots(state), _intent(state).characters, _sources(state, ctx),
-                        _vocab(state), positions, total)
-
-
-def _expected_shots(state: DirectorState) -> int:
-    return len(state["failing"]) if state["mode"] == "revise" else _intent(state).shots
+    return draft_schema(_story(state), ctx.registry, not ctx.structured, _sources(state, ctx))
 
 
 # ---------------------------------------------------------------------- nodes
 def understand(state: DirectorState, runtime: Ctx) -> dict[str, Any]:
-    reg = runtime.context.registry
-    if state["mode"] == "revise":
-        plan = state["plan"] or {}
-        intent = Intent(request=state.get("request") or plan.get("logline") or plan.get("title", ""),
-                        characters=[c for c in plan.get("characters", []) if c in reg.character_ids],
-                        shots=len(plan.get("shots", [])))
-    else:
-        intent = extract_intent(state["request"], reg, state.get("shots_wanted"))
+    ctx = runtime.context
+    plan = state.get("plan") or {}
+    request = state.get("request") or plan.get("logline") or plan.get("title", "")
+    shots = len(plan.get("shots", [])) if state["mode"] == "revise" else state.get("shots_wanted")
+    intent = extract_intent(request, ctx.registry, shots, ctx.config)
     return {"intent": intent.model_dump(), "trace": _trace(state, "understand")}
 
 
-def retrieve(state: DirectorState, runtime: Ctx) -> dict[str, Any]:
-    """Knowledge for the prompt, fetched through the same allow-listed tool the model could call."""
-    ctx, intent = runtime.context, _intent(state)
+def _retrieve_hits(intent: Intent, ctx: DirectorContext) -> list[dict[str, Any]]:
     k = ctx.config.retrieve_k
+    if ctx.search is None or not k:
+        return []
+    queries: list[dict[str, Any]] = [{"query": intent.request, "k": k}]
+    for cid in intent.characters[:3]:
+        name = ctx.registry.character(cid).display_name
+        queries.append({"query": f"{name}: personality, how they speak, good shots",
+                        "collection": "character_info", "character": cid, "k": 2})
+    queries.append({"query": f"style guide camera pacing {intent.tone}", "collection": "style_guide", "k": 2})
     hits: dict[str, dict[str, Any]] = {}
-    if ctx.search is not None and k:
-        queries: list[dict[str, Any]] = [{"query": intent.request, "k": k}]
-        for cid in intent.characters[:3]:
-            name = ctx.registry.character(cid).display_name
-            queries.append({"query": f"{name}: personality, how they speak, good shots",
-                            "collection": "character_info", "character": cid, "k": 2})
-        queries.append({"query": f"style guide camera pacing {intent.tone}", "collection": "style_guide", "k": 2})
-        found: list[dict[str, Any]] = []
-        for q in queries:
-            found.extend(json.loads(execute_tool("search_knowledge", q, ctx))[:2])
-        for h in sorted(found, key=lambda h: -h["score"]):
-            hits.setdefault(h["id"], h)
-    chosen = list(hits.values())[:k]
-    vocab = None
-    if ctx.structured:
-        places = []
-        if ctx.search is not None and intent.characters:
-            where = {"kind": "places", "character": intent.characters}
-            places = [h.model_dump() if hasattr(h, "model_dump") else dict(h)
-                      for h in ctx.search(intent.location or intent.request, "style_guide", where, 4)]
-        vocab = build_vocabulary(intent, ctx.registry, list(hits.values()), places).model_dump()
-    return {"hits": chosen, "vocab": vocab, "trace": _trace(state, "retrieve"),
-            "messages": plan_messages(intent, chosen, ctx.registry, ctx.config.snippet_chars, vocab)}
+    found = [h for q in queries for h in json.loads(execute_tool("search_knowledge", q, ctx))[:2]]
+    for h in sorted(found, key=lambda h: -h["score"]):
+        hits.setdefault(h["id"], h)
+    return list(hits.values())
+
+
+def retrieve(state: DirectorState, runtime: Ctx) -> dict[str, Any]:
+    """Knowledge (through the same allow-listed tool the model could call), then the story from the intent."""
+    ctx, intent = runtime.context, _intent(state)
+    hits = _retrieve_hits(intent, ctx)
+    story = compose_story(intent, ctx.registry, hits, state.get("seed", 0))
+    chosen = hits[:ctx.config.retrieve_k]
+    return {"hits": chosen, "story": story.model_dump(), "trace": _trace(state, "retrieve"),
+            "messages": plan_messages(intent, story, chosen, ctx.registry, ctx.config.snippet_chars,
+                                      not ctx.structured)}
 
 
 def model(state: DirectorState, runtime: Ctx) -> dict[str, Any]:
     ctx = runtime.context
-    schema = _schema(state, ctx)
     forced = state.get("tool_rounds", 0) >= ctx.config.max_tool_rounds
-    specs = tool_specs(schema, include_helpers=not forced)
+    specs = tool_specs(_schema(state, ctx), include_helpers=not forced)
     choice: str | dict[str, Any] = {"type": "function", "function": {"name": SUBMIT_PLAN}} if forced else "auto"
     messages = list(state["messages"])
     attempts = state.get("attempts", 0)
@@ -117,9 +106,8 @@ def model(state: DirectorState, runtime: Ctx) -> dict[str, Any]:
     try:
         turn = ctx.chat.invoke(messages, tools=specs, tool_choice=choice, seed=state.get("seed", 0) + attempts)
     except LLMOutputError as e:
-        errors = [str(e)]
-        return {**update, "errors": errors, "attempts": attempts + 1,
-                "messages": [*messages, repair_message(errors)]}
+        return {**update, "errors": [str(e)], "attempts": attempts + 1,
+                "messages": [*messages, repair_message([str(e)])]}
     calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in turn.tool_calls]
     reply = turn.as_message()
     if not reply["content"] and calls:  # let small chat templates show the model what it wrote
@@ -127,13 +115,11 @@ def model(state: DirectorState, runtime: Ctx) -> dict[str, Any]:
     messages.append(reply)
     if any(c["name"] == SUBMIT_PLAN for c in calls):
         return {**update, "pending_calls": calls, "messages": messages}
-    errors = []
-    if not calls:
-        errors.append(f"no tool was called (the reply was {(turn.content or '')[:120]!r}); call {SUBMIT_PLAN}")
-    for c in calls:
-        if c["name"] not in TOOLS:
-            errors.append(f"tool '{c['name']}' is not allowed; the tools are {', '.join(TOOLS)}")
-    if not errors and state.get("tool_rounds", 0) >= ctx.config.max_tool_rounds:
+    errors = [] if calls else [f"no tool was called (the reply was {(turn.content or '')[:120]!r}); call "
+                               f"{SUBMIT_PLAN}"]
+    errors += [f"tool '{c['name']}' is not allowed; the tools are {', '.join(TOOLS)}" for c in calls
+               if c["name"] not in TOOLS]
+    if not errors and forced:
         errors.append(f"no more helper tools: call {SUBMIT_PLAN} now")
     if errors:
         feedback = [tool_result_message(c["id"], "refused: " + "; ".join(errors)) for c in calls]
@@ -154,32 +140,45 @@ def tools(state: DirectorState, runtime: Ctx) -> dict[str, Any]:
             "trace": _trace(state, "tools")}
 
 
+def _parse(call: dict[str, Any], schema: dict[str, Any]) -> Draft:
+    try:
+        args = json.loads(call["arguments"], strict=False)
+    except json.JSONDecodeError as e:
+        raise PlanValidationError([f"the submit_plan arguments are not valid JSON ({e.msg})"]) from None
+    if not isinstance(args, dict):
+        raise PlanValidationError(["the submit_plan arguments must be a JSON object"])
+    if problems := schema_problems(args, schema):
+        raise PlanValidationError(problems[:20])
+    return Draft.model_validate(args)
+
+
 def check(state: DirectorState, runtime: Ctx) -> dict[str, Any]:
     ctx = runtime.context
     call = next(c for c in state["pending_calls"] if c["name"] == SUBMIT_PLAN)
     update: dict[str, Any] = {"trace": _trace(state, "check"), "pending_calls": []}
+    intent, story = _intent(state), _story(state)
     try:
-        try:
-            args = json.loads(call["arguments"], strict=False)
-        except json.JSONDecodeError as e:
-            raise PlanValidationError([f"the submit_plan arguments are not valid JSON ({e.msg})"]) from None
-        if not isinstance(args, dict):
-            raise PlanValidationError(["the submit_plan arguments must be a JSON object"])
-        intent = _intent(state)
-        draft = parse_draft(args, _expected_shots(state), _schema(state, ctx))
-        assembled = assemble_plan(draft, intent, ctx.registry, ctx.sources[0])
+        draft = _parse(call, _schema(state, ctx))
+        sources = _sources(state, ctx)
+        assembled = assemble_plan(draft, story, intent, ctx.registry, not ctx.structured, sources)
         if state["mode"] == "revise":
             plan = _merge(Plan.model_validate(state["plan"]), assembled, state["failing"])
-            validate_plan(plan, ctx.registry)
-            return {**update, "plan": plan.model_dump(), "status": "revised", "errors": [],
-                    "iteration": state["iteration"] + 1, "revised": sorted({*state["revised"], *state["failing"]})}
-        plan = validate_plan(assembled, ctx.registry)
-        return {**update, "plan": plan.model_dump(), "status": "planned", "errors": []}
+            briefs = None
+        else:
+            plan, briefs = assembled, story.briefs
+        plan = validate_plan(plan, ctx.registry)
+        fidelity = check_fidelity(plan, intent, briefs)
+        if not fidelity.ok:
+            raise PlanValidationError(fidelity.problems)
     except PlanValidationError as e:
         feedback = tool_result_message(call["id"], "rejected: " + "; ".join(e.problems[:12]) +
                                        f". Call {SUBMIT_PLAN} again with every problem fixed.")
         return {**update, "errors": e.problems, "attempts": state.get("attempts", 0) + 1,
                 "messages": [*state["messages"], feedback]}
+    if state["mode"] == "revise":
+        return {**update, "plan": plan.model_dump(), "status": "revised", "errors": [],
+                "iteration": state["iteration"] + 1, "revised": sorted({*state["revised"], *state["failing"]})}
+    return {**update, "plan": plan.model_dump(), "status": "planned", "errors": []}
 
 
 def _merge(plan: Plan, replacement: Plan, failing: list[int]) -> Plan:
@@ -196,31 +195,29 @@ def fail(state: DirectorState, runtime: Ctx) -> dict[str, Any]:
 
 
 def evaluate(state: DirectorState, runtime: Ctx) -> dict[str, Any]:
-    ctx = runtime.context
-    failing = sorted(s["shot_id"] for s in state["scores"] if s["score"] < state["threshold"])
-    update: dict[str, Any] = {"trace": _trace(state, "evaluate"), "failing": failing}
+    """The shots to revise: those the judges scored below the threshold and those fidelity blames."""
+    ctx, intent = runtime.context, _intent(state)
+    plan = Plan.model_validate(state["plan"])
+    blamed = check_fidelity(plan, intent).by_shot
+    scores = {s["shot_id"]: dict(s) for s in state["scores"]}
+    for sid, why in blamed.items():
+        s = scores.setdefault(sid, {"shot_id": sid, "score": 1.0, "reasons": []})
+        s["score"] = 0.0
+        s["reasons"] = [*s.get("reasons", []), *why]
+    failing = sorted(sid for sid, s in scores.items() if s["score"] < state["threshold"])
+    update: dict[str, Any] = {"trace": _trace(state, "evaluate"), "failing": failing,
+                              "scores": [scores[k] for k in sorted(scores)]}
     if not failing:
-        return {**update, "decision": "accept", "status": "revised" if state["revised"] else "accepted"}
+        return {**update, "decision": "accept", "status": "accepted"}
     if state["iteration"] >= state["max_iterations"]:
         return {**update, "decision": "give_up", "status": "gave_up"}
-    plan = state["plan"] or {}
-    details = [s for s in state["scores"] if s["shot_id"] in failing]
-    details.sort(key=lambda s: s["shot_id"])
-    if ctx.structured and not state.get("vocab"):
-        update["vocab"] = build_vocabulary(_intent(state), ctx.registry, state.get("hits", [])).model_dump()
-    return {**update, "decision": "revise", "attempts": 0, "tool_rounds": 0,
-            "messages": revise_messages(plan, details, ctx.registry, _intent(state), state.get("hits", []),
-                                        ctx.config.snippet_chars)}
-
-
-def rescore(state: DirectorState, runtime: Ctx) -> dict[str, Any]:
-    """Re-render and judge the shots just revised (the create_short flow supplies how)."""
-    fresh = runtime.context.rescore(Plan.model_validate(state["plan"]), state["failing"])  # type: ignore[misc]
-    by_id = {s["shot_id"]: s for s in state["scores"]}
-    for s in fresh:
-        by_id[int(s["shot_id"])] = {"shot_id": int(s["shot_id"]), "score": float(s["score"]),
-                                    "reasons": list(s.get("reasons") or [])}
-    return {"scores": [by_id[k] for k in sorted(by_id)], "trace": _trace(state, "rescore")}
+    kept = {s.dialogue.line.lower() for s in plan.shots if s.dialogue and s.id not in failing}
+    story = compose_story(intent, ctx.registry, state.get("hits", []), state.get("seed", 0) + 1 + state["iteration"],
+                          positions=failing, avoid_lines=kept)
+    details = [scores[sid] for sid in failing]
+    return {**update, "decision": "revise", "attempts": 0, "tool_rounds": 0, "story": story.model_dump(),
+            "messages": revise_messages(plan.model_dump(), details, ctx.registry, intent, story,
+                                        state.get("hits", []), ctx.config.snippet_chars)}
 
 
 # ---------------------------------------------------------------------- routers
@@ -239,23 +236,17 @@ def _repair_or_fail(state: DirectorState, runtime: Ctx) -> Literal["model", "fai
 def route_after_model(state: DirectorState, runtime: Ctx) -> Literal["check", "tools", "model", "fail"]:
     if state.get("errors"):
         return _repair_or_fail(state, runtime)
-    if any(c["name"] == SUBMIT_PLAN for c in state["pending_calls"]):
-        return "check"
-    return "tools"
+    return "check" if any(c["name"] == SUBMIT_PLAN for c in state["pending_calls"]) else "tools"
 
 
-def route_after_check(state: DirectorState, runtime: Ctx) -> Literal["model", "fail", "rescore", "__end__"]:
-    if state.get("errors"):
-        return _repair_or_fail(state, runtime)
-    if state["mode"] == "revise" and runtime.context.rescore is not None:
-        return "rescore"
-    return END
+def route_after_check(state: DirectorState, runtime: Ctx) -> Literal["model", "fail", "__end__"]:
+    return _repair_or_fail(state, runtime) if state.get("errors") else END
 
 
 def build_graph(checkpointer: Any = None) -> Any:
     g = StateGraph(DirectorState, context_schema=DirectorContext)
     for name, fn in (("understand", understand), ("retrieve", retrieve), ("model", model), ("tools", tools),
-                     ("check", check), ("fail", fail), ("evaluate", evaluate), ("rescore", rescore)):
+                     ("check", check), ("fail", fail), ("evaluate", evaluate)):
         g.add_node(name, fn)
     g.add_edge(START, "understand")
     g.add_conditional_edges("understand", route_after_understand)
@@ -265,5 +256,4 @@ def build_graph(checkpointer: Any = None) -> Any:
     g.add_conditional_edges("check", route_after_check)
     g.add_edge("fail", END)
     g.add_conditional_edges("evaluate", route_after_evaluate)
-    g.add_edge("rescore", "evaluate")
     return g.compile(checkpointer=checkpointer)

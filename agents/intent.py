@@ -1,9 +1,11 @@
-"""Deterministic understanding of a request and assembly of the final plan.
+"""Request understanding: what the short must be about, read with spaCy (see `studio.agents.nlp`).
 
-A 135M model cannot reliably count shots, match names to ids or time dialogue, so code does that: names and
-aliases from the registry are matched in the request; a capitalised word that is neither a known character
-nor a known place/thing is reported as an unknown character; shot count, target length, time of day and
-tone come from plain keywords. The LLM still decides every constrained field of the draft.
+From the request's parse: the cast (registry ids via names, aliases, possessives, plurals, groups such as "the
+squirrels" and "all the characters"), the things and places the shots must show, the events (verb, who does
+it, to whom or what: "sees a butterfly for the first time", "try to steal an apple", "teaches Luca to ride a
+bike"), tone, time of day, weather, shot count and length. A capitalised word used as a character (subject or
+object of a verb, wherever it stands) that the registry does not know is refused; one used as a thing ("a
+Vespa") stays a thing. Everything here is code, so the same request always means the same thing.
 """
 
 from __future__ import annotations
@@ -11,62 +13,86 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
-from studio.agents.schema import NO_EFFECT, NO_SPEAKER, Draft, PlanRegistry
+from studio.agents import nlp
+from studio.agents.cast import CastTable, cast_table, choose_world, expand_group
+from studio.agents.context import DirectorConfig, load_director_config
+from studio.agents.events import Event, noun_phrase, request_events
+from studio.agents.registry import PlanRegistry
 from studio.configs.errors import StudioError
-from studio.configs.vocabulary import MAX_SHOT_S, MAX_SHOTS, MIN_SHOT_S, Dialogue, Plan, Shot
+from studio.configs.vocabulary import MAX_SHOTS
 
 MAX_REQUEST_BYTES = 100_000
 DEFAULT_SHOTS = 4
-WORDS_PER_SECOND = 2.6  # unhurried animated speech
-
-_NUMBER_WORDS = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve".split())}
-_NUMBER_WORDS |= {"fifteen": 15, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "ninety": 90,
-                  "half a": 0.5}
-_STARTERS = {"make", "create", "write", "generate", "plan", "show", "tell", "give", "let", "please", "a", "an",
-             "the", "in", "on", "at", "when", "where", "i", "we", "you", "do", "draw", "render", "film",
-             "imagine", "once", "one", "two", "three", "it", "this", "that", "after", "before", "then", "and",
-             "but", "so", "now", "today", "tonight", "finally", "suddenly", "my", "our"}
-# Capitalised words that are not characters: days, months, languages, studios, common title words.
+SECONDS_PER_SHOT = 5.0
+_DETS = {"a", "an", "the", "some", "this", "that", "these", "those", "his", "her", "their", "its", "my", "our"}
+_CHAR_PREPS = {"with", "about", "of", "for", "to", "at", "from", "between", "against", "like", "and", "after",
+               "behind", "towards", "toward"}
+_FOOTAGE = ("footage", "film clip", "from the film", "from the movie", "real scene", "movie clip")
 _COMMON_PROPER = {
     "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january", "february", "march",
     "april", "may", "june", "july", "august", "september", "october", "november", "december", "christmas",
     "halloween", "easter", "english", "italian", "french", "spanish", "german", "japanese", "europe", "italy",
     "pixar", "disney", "blender", "dreamworks", "ghibli", "ok", "okay", "tv", "usa", "earth", "moon", "sun",
-    "mars", "god", "mr", "mrs", "ms", "dr", "short", "film", "movie", "scene", "act", "part", "episode",
+    "mars", "god", "mr", "mrs", "ms", "dr", "short", "film", "movie", "scene", "act", "part", "episode", "make",
 }
-_TONES = {
-    "comedy": ("funny", "comedy", "comic", "hilarious", "silly", "laugh", "prank", "slapstick", "parody", "joke"),
-    "drama": ("sad", "emotional", "touching", "drama", "tear", "lonely", "goodbye", "farewell"),
-    "adventure": ("adventure", "explore", "journey", "discover", "first time", "quest", "treasure"),
-    "action": ("race", "chase", "fight", "battle", "escape", "action", "revenge", "trap"),
-    "spooky": ("scary", "spooky", "horror", "ghost", "dark", "night fright"),
-    "romance": ("love", "romantic", "crush", "date"),
-}
-_TONE_EMOTION = {"comedy": "happy", "drama": "sad", "adventure": "curious", "action": "determined",
-                 "spooky": "scared", "romance": "happy"}
-_TIMES = (("dawn", ("dawn", "sunrise", "early morning", "morning")), ("sunset", ("sunset", "dusk", "evening")),
-          ("night", ("night", "midnight", "stars", "moonlight")))
-_FOOTAGE = re.compile(r"\b(footage|film clips?|from the (?:film|movie)|real scenes?|movie clips?)\b", re.I)
 
 
 class RequestError(StudioError):
     """The request cannot be planned as written; the message says what to change."""
 
 
+class UnknownCharacterError(RequestError):
+    """The request uses as a character someone the registry does not know."""
+
+    def __init__(self, names: list[str], registry: PlanRegistry):
+        self.names = names
+        listing = ", ".join(f"{c.id} ({c.display_name})" for c in registry.characters)
+        super().__init__(
+            f"the request uses {', '.join(repr(n) for n in names)} as a character, but "
+            f"{'it is' if len(names) == 1 else 'they are'} not in configs/characters.yaml. Known characters: "
+            f"{listing}. To add one, give it a preset under `characters:` in configs/characters.yaml (display_name, "
+            "aliases, description, prompt_tokens, voice) and a note in the knowledge pack; or, if it is a thing "
+            "or a place, write it with an article (\"a Vespa\", \"the Eiffel Tower\").")
+
+
 class Intent(BaseModel):
     request: str
     characters: list[str] = []  # registry ids, in order of mention
+    cast_named: bool = False  # the request names its cast (names, aliases, groups, "all the characters")
+    world: str | None = None  # the knowledge-pack world the cast comes from (None: mixed or unknown)
+    things: list[str] = []  # nouns the shots must show that are neither characters nor places
+    places: list[str] = []
+    weather_words: list[str] = []  # weather named as a subject ("thunderstorm")
     location: str | None = None
-    time_of_day: str = "day"
+    events: list[Event] = []
     tone: str = "adventure"
     emotion: str = "neutral"
+    time_of_day: str = "day"
+    weather: str = "clear"
     shots: int = DEFAULT_SHOTS
     target_seconds: float | None = None
     use_footage: bool = False
+
+    @property
+    def subjects(self) -> list[str]:
+        """What the plan must show somewhere in its actions, locations or lines."""
+        return list(dict.fromkeys([*self.things, *self.places, *self.weather_words]))
+
+    def explain(self, registry: PlanRegistry) -> str:
+        names = [f"{registry.character(c).display_name} ({c})" for c in self.characters]
+        events = [" ".join(filter(None, ["+".join(e.subjects) or "?", e.verb, e.target or "", e.modifier]))
+                  for e in self.events]
+        rows = [("cast", ", ".join(names) + ("" if self.cast_named else "  [not named: chosen from the world]")),
+                ("world", self.world or "mixed"), ("things", ", ".join(self.things) or "-"),
+                ("places", ", ".join(self.places) or "-"), ("location", self.location or "-"),
+                ("events", "; ".join(events) or "-"), ("tone", f"{self.tone} ({self.emotion})"),
+                ("time / weather", f"{self.time_of_day} / {self.weather}"),
+                ("shots", str(self.shots)), ("length", f"{self.target_seconds:.0f} s" if self.target_seconds else "-")]
+        return "\n".join(f"{k:>15}: {v}" for k, v in rows)
 
 
 def check_request(request: object) -> str:
@@ -83,18 +109,10 @@ def check_request(request: object) -> str:
     return text
 
 
-def _names(registry: PlanRegistry) -> dict[str, str]:
-    """lower-case name/alias → id, longest first (so "big buck bunny" wins over "bunny")."""
-    table = {}
-    for c in registry.characters:
-        for n in (c.id, c.display_name, *c.aliases):
-            table[n.lower()] = c.id
-    return dict(sorted(table.items(), key=lambda kv: -len(kv[0])))
-
-
+# ---------------------------------------------------------------------- known words
 @lru_cache(maxsize=4)
-def _pack_vocabulary(pack: str) -> frozenset[str]:
-    """Capitalised words used in the knowledge pack (places, things): these are not unknown characters."""
+def _pack_words(pack: str) -> frozenset[str]:
+    """Capitalised words of the knowledge pack (places, things): these are not unknown characters."""
     words: set[str] = set()
     root = Path(pack)
     if root.is_dir():
@@ -111,195 +129,142 @@ def _known_words(registry: PlanRegistry) -> set[str]:
     for c in registry.characters:
         for n in (c.id, c.display_name, *c.aliases, c.description):
             known.update(w.lower() for w in re.findall(r"[A-Za-z]+", n))
-    return known | set(_pack_vocabulary(str(get_settings().knowledge_path)))
+    return known | set(_pack_words(str(get_settings().knowledge_path)))
 
 
-def unknown_names(text: str, registry: PlanRegistry) -> list[str]:
-    """Capitalised words (not sentence-initial) that name no character, place or thing the studio knows.
+# ---------------------------------------------------------------------- pieces of the parse
+def _name_span(tok: Any) -> str:
+    parts = [c for c in tok.children if c.dep_ == "compound" and c.i < tok.i] + [tok]
+    return " ".join(t.text for t in sorted(parts, key=lambda t: t.i))
 
-    Sentence-initial words are skipped unless they appear capitalised elsewhere too: "Make a short..." must
-    not count, and a name at the start ("Shrek meets Luca") is caught only when it is used again. This is a guard
-    against obvious mistakes, not a full named-entity recogniser.
-    """
+
+def _used_as_character(tok: Any, cast: CastTable) -> bool:
+    dep = tok.dep_
+    if any(c.dep_ == "conj" and c.i in cast.tokens for c in tok.children) or (dep == "conj" and tok.head.i in
+                                                                              cast.tokens):
+        return True  # listed with a character: "Shrek and Luca"
+    if dep == "conj":
+        return _used_as_character(tok.head, cast) or tok.head.pos_ == "PROPN"
+    if dep in ("nsubj", "nsubjpass"):
+        return True
+    if dep in ("dobj", "dative", "attr", "appos", "ROOT", "npadvmod"):
+        return tok.ent_type_ not in nlp.NOT_NAME_ENTS
+    if dep == "pobj":
+        prep = tok.head.lower_
+        if prep in nlp.LOCATION_PREPS and (tok.ent_type_ != "PERSON" or prep in ("in", "inside", "into")):
+            return False  # "in Narnia": a place
+        return prep in _CHAR_PREPS and tok.ent_type_ not in nlp.NOT_NAME_ENTS
+    return False
+
+
+def unknown_characters(doc: Any, cast: CastTable, registry: PlanRegistry) -> list[str]:
     known = _known_words(registry)
     found: list[str] = []
-    tokens = list(re.finditer(r"[A-Za-z][A-Za-z'’-]*|[.!?;:\"“”()]", text))
-    initial = True
-    caps = [t.group().lower() for t in tokens if t.group()[0].isupper()]
-    inner_caps = {t.group().lower() for i, t in enumerate(tokens) if i and t.group()[0].isupper()
-                  and tokens[i - 1].group() not in ".!?:\"“("}
-    inner_caps |= {w for w in caps if caps.count(w) > 1}  # a repeated capitalised word is a name
-    for tok in tokens:
-        w = tok.group()
-        if w in ".!?:\"“”(;":
-            initial = w in ".!?:\"“("
+    for tok in doc:
+        if tok.i in cast.tokens or tok.dep_ == "compound" or not tok.text[:1].isupper() or len(tok.text) < 2:
             continue
-        base = re.sub(r"['’]s$", "", w)
-        if (base[0].isupper() and not base.isupper() and len(base) >= 3 and base.lower() not in known
-                and base.lower() not in _STARTERS and (not initial or base.lower() in inner_caps)
-                and base not in found):
-            found.append(base)
-        initial = False
+        if tok.pos_ != "PROPN" and not (tok.ent_type_ == "PERSON" and tok.i > 0):
+            continue
+        if any(c.lower_ in _DETS for c in tok.children if c.dep_ in ("det", "poss")):
+            continue  # "a Vespa", "the Eiffel Tower": a thing
+        words = [w.lower() for w in _name_span(tok).split()]
+        if all(w in known for w in words) or not _used_as_character(tok, cast):
+            continue
+        name = _name_span(tok)
+        if name not in found:
+            found.append(name)
     return found
 
 
-def extract_intent(request: str, registry: PlanRegistry, shots: int | None = None) -> Intent:
+def _subjects_things(doc: Any, cast: CastTable) -> tuple[list[str], list[str], list[str], str | None]:
+    things: list[str] = []
+    places: list[str] = []
+    weather: list[str] = []
+    location = None
+    weather_lex = {w for ws in nlp.WEATHER.values() for w in ws}
+    time_lex = {w for ws in nlp.TIMES.values() for w in ws}
+    for tok in doc:
+        if tok.i in cast.tokens or tok.dep_ == "compound" or tok.pos_ not in ("NOUN", "PROPN"):
+            continue
+        lemma = tok.lemma_.lower()
+        if lemma in nlp.FORM_NOUNS or lemma in time_lex or tok.ent_type_ in ("DATE", "TIME"):
+            continue
+        if lemma in weather_lex:
+            weather.append(lemma)
+            continue
+        if tok.pos_ == "PROPN" and not any(c.lower_ in _DETS for c in tok.children) and tok.ent_type_ not in \
+                nlp.PLACE_ENTS and not (tok.dep_ == "pobj" and tok.head.lower_ in nlp.LOCATION_PREPS):
+            continue  # a name used as a name: characters are handled by the cast
+        phrase = noun_phrase(tok)
+        prep = tok.head.lower_ if tok.dep_ == "pobj" else ""
+        is_place = lemma in nlp.PLACE_NOUNS or tok.ent_type_ in nlp.PLACE_ENTS or \
+            (tok.pos_ == "PROPN" and prep in nlp.LOCATION_PREPS)
+        (places if is_place else things).append(phrase)
+        if is_place and location is None:
+            location = phrase if tok.pos_ == "PROPN" else f"the {phrase}"
+    return (list(dict.fromkeys(things)), list(dict.fromkeys(places)), list(dict.fromkeys(weather)), location)
+
+
+def _count_and_length(doc: Any) -> tuple[int | None, float | None]:
+    shots = seconds = None
+    toks = [t for t in doc if not t.is_punct]
+    for i, tok in enumerate(toks):
+        text = tok.lower_
+        if text.endswith("s") and text[:-1].isdigit():  # "30s"
+            seconds = seconds or float(text[:-1])
+            continue
+        value = nlp.number_value(text) if (tok.like_num or text in nlp.NUMBER_WORDS) else None
+        if value is None or i + 1 >= len(toks):
+            continue
+        nxt = toks[i + 1]
+        unit = nxt.lemma_.lower()
+        if unit == "a" and i + 2 < len(toks) and text == "half":
+            nxt, unit = toks[i + 2], toks[i + 2].lemma_.lower()
+        if unit in ("shot", "scene", "panel") and value >= 1 and shots is None and text not in ("a", "an"):
+            shots = int(value)
+        elif unit in ("second", "sec", "s") and seconds is None and text not in ("a", "an"):
+            seconds = value
+        elif unit in ("minute", "min") and seconds is None:
+            seconds = value * 60
+    return shots, seconds
+
+
+def extract_intent(request: str, registry: PlanRegistry, shots: int | None = None,
+                   config: DirectorConfig | None = None) -> Intent:
+    """The request's intent, or a `RequestError` saying what to change (empty, too long, unknown character,
+    impossible shot count)."""
     text = check_request(request)
-    low = text.lower()
-    names = _names(registry)
-    mentioned: list[tuple[int, str]] = []
-    masked = low
-    for name, cid in names.items():
-        for m in re.finditer(rf"(?<![a-z]){re.escape(name)}(?![a-z])", masked):
-            mentioned.append((m.start(), cid))
-        masked = re.sub(rf"(?<![a-z]){re.escape(name)}(?![a-z])", lambda m: " " * len(m.group()), masked)
-    characters = list(dict.fromkeys(cid for _, cid in sorted(mentioned)))
-    unknown = unknown_names(text, registry)
+    cfg = config or load_director_config()
+    doc = nlp.parse(text)
+    cast = cast_table(doc, registry, cfg)
+    unknown = unknown_characters(doc, cast, registry)
     if unknown:
-        listing = ", ".join(f"{c.id} ({c.display_name})" for c in registry.characters)
-        raise RequestError(f"the request names {', '.join(repr(u) for u in unknown)}, which "
-                           f"{'is not a character' if len(unknown) == 1 else 'are not characters'} in "
-                           f"configs/characters.yaml. Known characters: {listing}. Add a preset for it, or — "
-                           "if it is a place or a thing — write it in lower case or add it to the knowledge pack.")
-    n = shots if shots is not None else _shot_count(low)
-    target = _target_seconds(low)
+        raise UnknownCharacterError(unknown, registry)
+    lemmas = {t.lemma_.lower() for t in doc} | {t.lower_ for t in doc}
+    things, places, weather_words, location = _subjects_things(doc, cast)
+    characters, world = choose_world(cast, registry, cfg, lemmas)
+    n, target = _count_and_length(doc)
+    n = shots if shots is not None else n
     if n is None:
-        n = max(2, min(12, round(target / 5))) if target else DEFAULT_SHOTS
+        n = max(2, min(12, round(target / SECONDS_PER_SHOT))) if target else DEFAULT_SHOTS
     if not 1 <= n <= MAX_SHOTS:
         raise RequestError(f"a short has 1 to {MAX_SHOTS} shots; got {n}")
-    tone = next((t for t, kws in _TONES.items() if any(k in low for k in kws)), "adventure")
-    time_of_day = next((t for t, kws in _TIMES if any(re.search(rf"\b{k}\b", low) for k in kws)), "day")
-    return Intent(request=text, characters=characters, location=_location(text, registry), time_of_day=time_of_day,
-                  tone=tone, emotion=_TONE_EMOTION[tone], shots=n, target_seconds=target,
-                  use_footage=bool(_FOOTAGE.search(text)))
+    tone = nlp.lexicon_hit(lemmas, nlp.TONES, "adventure") or "adventure"
+    low = text.lower()
+    return Intent(
+        request=text, characters=characters, cast_named=bool(cast.ids) or cast.everyone, world=world,
+        things=things, places=places,
+        weather_words=weather_words, location=location or _world_place(world, cfg),
+        events=request_events(doc, cast, things + places), tone=tone, emotion=nlp.TONE_EMOTION[tone],
+        time_of_day=nlp.lexicon_hit(lemmas, nlp.TIMES, "day") or "day",
+        weather=nlp.lexicon_hit(lemmas, nlp.WEATHER, "clear") or "clear", shots=n, target_seconds=target,
+        use_footage=any(k in low for k in _FOOTAGE))
 
 
-def _shot_count(low: str) -> int | None:
-    counts = "|".join(w for w, v in _NUMBER_WORDS.items() if isinstance(v, int) and v >= 1)
-    m = re.search(r"\b(\d{1,2}|" + counts + r")[ -](?:short )?(?:shots?|scenes?|panels?)\b", low)
-    if not m:
-        return None
-    v = m.group(1)
-    return int(v) if v.isdigit() else int(_NUMBER_WORDS[v])
+def _world_place(world: str | None, cfg: DirectorConfig) -> str | None:
+    w = cfg.worlds.get(world or "")
+    return w.places[0] if w and w.places else None
 
 
-def _target_seconds(low: str) -> float | None:
-    words = "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True))
-    m = re.search(rf"\b(\d{{1,3}}|{words})[ -]?(seconds?|secs?|s|minutes?|mins?)\b", low)
-    if not m:
-        return None
-    value = float(m.group(1)) if m.group(1).isdigit() else float(_NUMBER_WORDS[m.group(1)])
-    return value * 60 if m.group(2).startswith("m") else value
-
-
-_LOC_STOP = {"at", "in", "on", "with", "for", "while", "and", "during", "then", "but", "so", "who", "that",
-             "where", "when", "as", "of", "from", "a", "an", "his", "her", "their", "its", "sunset", "sunrise", "dawn",
-             "night", "midnight", "morning", "evening", "noon", "shots", "shot", "scenes", "seconds", "minutes"}
-_NOT_PLACES = {"him", "her", "them", "it", "me", "us", "you", "time", "first", "order", "love", "fun", "revenge",
-               "style", "slow", "motion", "silence", "vain", "turn", "turns", "trouble", "front", "morning",
-               "evening", "afternoon", "night", "dawn", "sunset", "day", "rain", "summer", "winter"}
-
-
-def _location(text: str, registry: PlanRegistry | None = None) -> str | None:
-    """The first 'in/at/on/... <place>' phrase that names no character (≤ 4 words), or None."""
-    names = set(_names(registry)) if registry else set()
-    for m in re.finditer(r"\b(in|at|on|by|near|under|inside|across|to|into|through|around|along)\s+"
-                         r"(?=((?:[A-Za-z][A-Za-z'-]*\s*){1,5}))", text):  # lookahead: phrases may overlap
-        prep, phrase = m.group(1), m.group(2)
-        if prep in ("to", "by") and not (phrase.startswith("the ") or phrase[:1].isupper()):
-            continue  # "to ride", "by jumping": verbs, not places
-        words: list[str] = []
-        for w in phrase.split():
-            if w.lower() in _LOC_STOP and words and words != ["the"]:
-                break
-            if w.lower() in _LOC_STOP - {"the"} and not words:
-                break
-            words.append(w)
-        core = [w for w in words if w.lower() != "the"]
-        if not core or core[0].lower() in _NOT_PLACES or core[0].isdigit():
-            continue
-        if " ".join(core).lower() in names or core[0].lower() in names:
-            continue
-        return " ".join(words[:4])[:40]
-    return None
-
-
-# ---------------------------------------------------------------------- draft → plan
-def speech_seconds(line: str) -> float:
-    return len(line.split()) / WORDS_PER_SECOND + 0.8
-
-
-def assemble_plan(draft: Draft, intent: Intent, registry: PlanRegistry, source_default: str = "storyboard") -> Plan:
-    """Turn the model's draft into a full `Plan`: ids, cast bookkeeping, dialogue timing, footage queries.
-
-    Nothing the model chose is overridden except to make it consistent: a speaker who is not in the shot is
-    added to it (or the line dropped when the shot is full); a shot is lengthened to fit its line; durations
-    are scaled to a requested total length.
-    """
-    ids = set(registry.character_ids)
-    effect_names = set(registry.effect_names)
-    shots: list[Shot] = []
-    for i, d in enumerate(draft.shots, start=1):
-        cast = [c for c in dict.fromkeys(d.characters) if c in ids][:3]
-        dialogue = None
-        line = " ".join(d.line.split()).strip(" \"'")
-        if line and d.speaker not in (NO_SPEAKER, "") and d.speaker in registry.speaking_ids:
-            if d.speaker not in cast and len(cast) < 3:
-                cast.append(d.speaker)
-            if d.speaker in cast:
-                dialogue = Dialogue(character=d.speaker, line=line[:240], emotion=d.emotion)  # type: ignore[arg-type]
-        duration = float(d.duration)
-        if dialogue:
-            duration = max(duration, round(speech_seconds(dialogue.line) + 0.5) * 1.0)
-        source = d.source if d.source in ("generate", "footage", "storyboard") else source_default
-        action = " ".join(d.action.split()) or _compose_action(cast, d.verb, d.object, registry)
-        shots.append(Shot(
-            id=i, source=source, characters=cast, action=action or "the scene holds", emotion=d.emotion,  # type: ignore[arg-type]
-            location=(" ".join(d.location.split()) or intent.location or "")[:80], time_of_day=intent.time_of_day,  # type: ignore[arg-type]
-            camera=d.camera, camera_move=d.camera_move,  # type: ignore[arg-type]
-            duration=min(MAX_SHOT_S, max(MIN_SHOT_S, duration)), dialogue=dialogue,
-            effects=[d.effect] if d.effect != NO_EFFECT and d.effect in effect_names else [],
-            footage_query=_footage_query(action, cast, registry) if source == "footage" else None,
-        ))
-    if intent.target_seconds:
-        _fit_total(shots, intent.target_seconds)
-    cast_all = list(dict.fromkeys([*intent.characters, *(c for s in shots for c in s.characters)]))
-    cast_all = [c for c in cast_all if any(c in s.characters for s in shots)]
-    names = [registry.character(c).display_name for c in cast_all]
-    logline = " ".join(draft.logline.split()) or (f"{', '.join(names)}: " if names else "") + intent.request
-    return Plan(title=" ".join(draft.title.split())[:80] or "Untitled short", logline=logline[:240],
-                characters=cast_all, shots=shots)
-
-
-def _plural(verb: str) -> str:
-    """'looks at' → 'look at', 'catches' → 'catch' (verb phrases agree with a plural subject)."""
-    head, _, rest = verb.partition(" ")
-    if re.search(r"(ch|sh|x|ss)es$", head):
-        head = head[:-2]
-    elif head.endswith("s") and not head.endswith("ss"):
-        head = head[:-1]
-    return f"{head} {rest}".strip()
-
-
-def _compose_action(cast: list[str], verb: str, obj: str, registry: PlanRegistry) -> str:
-    names = [registry.character(c).display_name for c in cast]
-    if obj in names:  # "Frank and the bunny chase Frank" → "... chase each other"
-        obj = "each other" if len(names) > 1 else "the camera"
-    who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-    return f"{who} {verb if len(names) == 1 else _plural(verb)} {obj}".strip()[:200]
-
-
-def _footage_query(action: str, cast: list[str], registry: PlanRegistry) -> str:
-    names = " ".join(registry.character(c).display_name for c in cast)
-    return f"{names} {action}".strip()[:120]
-
-
-def _fit_total(shots: list[Shot], target: float) -> None:
-    """Scale durations towards the requested length, never below what a line needs."""
-    total = sum(s.duration for s in shots)
-    if total <= 0:
-        return
-    k = target / total
-    for s in shots:
-        floor = speech_seconds(s.dialogue.line) if s.dialogue else MIN_SHOT_S
-        s.duration = round(min(MAX_SHOT_S, max(MIN_SHOT_S, floor, s.duration * k)), 1)
+__all__ = ["Event", "Intent", "RequestError", "UnknownCharacterError", "check_request", "expand_group",
+           "extract_intent", "unknown_characters"]

@@ -1,13 +1,12 @@
-"""Plan judges: how well a plan tells the request. `score_plan` checks it against the request's intent (cast,
-place, shot count, length, variety); `judge_plan_with_llm` has the planning LLM rate its coherence (1-5)."""
+"""Plan judges: how well a plan tells the request. `score_plan` scores its fidelity to the request's intent
+(`studio.agents.fidelity`: subjects, cast, shot count, length, distinct lines) and variety;
+`judge_plan_with_llm` has the planning LLM rate its coherence (1-5)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-import numpy as np
-
+from studio.agents.fidelity import check_fidelity
 from studio.agents.intent import extract_intent
 from studio.agents.schema import PlanRegistry
 from studio.configs.vocabulary import Plan
@@ -15,29 +14,14 @@ from studio.resources.judge.metric import PlanScore, combine_metrics
 
 
 def score_plan(plan: Plan, request: str, registry: Any = None) -> PlanScore:
-
+    """Fidelity to the request (requested subjects shown, exact cast, shot count, length, distinct lines) and
+    variety of the actions; reasons name what is missing."""
     intent = extract_intent(request, registry or PlanRegistry.from_configs())
-    m: dict[str, float] = {}
-    why: list[str] = []
-    on_screen = {c for s in plan.shots for c in s.characters}
-    if intent.characters:
-        m["cast"] = len(set(intent.characters) & on_screen) / len(intent.characters)
-        if m["cast"] < 1:
-            why.append(f"requested characters missing: {sorted(set(intent.characters) - on_screen)}")
-    if intent.location:
-        words = {w for w in re.findall(r"[a-z]+", intent.location.lower()) if w != "the"}
-        text = " ".join(f"{s.location} {s.action}" for s in plan.shots).lower()
-        m["place"] = len([w for w in words if w in text]) / max(1, len(words))
-        if m["place"] < 1:
-            why.append(f"the plan does not show '{intent.location}'")
-    m["shot_count"] = max(0.0, 1 - abs(len(plan.shots) - intent.shots) / intent.shots)
-    if intent.target_seconds:
-        off = abs(plan.total_duration - intent.target_seconds) / intent.target_seconds
-        m["length"] = float(np.clip(1 - off, 0, 1))
-        if m["length"] < 0.7:
-            why.append(f"{plan.total_duration:.0f} s long, {intent.target_seconds:.0f} s requested")
+    fidelity = check_fidelity(plan, intent)
+    m = dict(fidelity.metrics)
     actions = [s.action.lower().strip() for s in plan.shots]
     m["variety"] = len(set(actions)) / len(actions)
+    why = list(fidelity.problems)
     if m["variety"] < 0.75:
         why.append("shots repeat the same action")
     return PlanScore(score=combine_metrics(m), metrics={k: round(v, 4) for k, v in m.items()}, reasons=why,

@@ -1,6 +1,8 @@
-"""Prompts of the director. Short on purpose: the preview model has 135M parameters and a 4k context.
+"""Prompts of the director. Short on purpose: the preview model has 135M parameters, and every prompt token
+costs planning time on 2 cores. The story (beats, who, what, where) is already composed by code; the prompt
+tells it so the model's choices fit, and a larger model writes the free text from it.
 
-Retrieved knowledge is numbered [1], [2], ... with its source, so the plan (and the report) can cite it.
+Retrieved knowledge is numbered [1], [2], ... with its source (free text only), so the plan can cite it.
 """
 
 from __future__ import annotations
@@ -8,16 +10,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from studio.agents.assemble import compose_action
 from studio.agents.intent import Intent
-from studio.agents.schema import PlanRegistry, story_beats
+from studio.agents.registry import PlanRegistry
+from studio.agents.story import Story
 
-SYSTEM = (
-    "You are the director of short animated films. Plan the short as a list of shots and submit it with the "
-    "submit_plan tool. For each shot give: the characters on screen, one short sentence of visible action, "
-    "their emotion, the camera (shot size and move), a short location, and optionally one short spoken line "
-    "with its speaker (speaker 'nobody' and an empty line for silence). Use only the listed characters. "
-    "Tell a tiny story: a beginning, a middle and an end. Follow the style notes."
-)
+SYSTEM = ("You are the director of short animated films. Fill in the shots of the story below and submit them "
+          "with the submit_plan tool.")
+FREE_RULES = ("For each shot write one short sentence of visible action that keeps the shot's who, verb and "
+              "target, naming the things it must show, and one short line for its speaker that fits the moment "
+              "(never the same line twice).")
 
 
 def format_hits(hits: list[dict[str, Any]], snippet_chars: int) -> str:
@@ -31,30 +33,27 @@ def format_hits(hits: list[dict[str, Any]], snippet_chars: int) -> str:
 
 
 def cast_lines(registry: PlanRegistry, ids: list[str]) -> str:
+    return "\n".join(f"- {c.display_name}: {c.description}" for c in (registry.character(i) for i in ids))
+
+
+def outline(story: Story, registry: PlanRegistry, first: int = 1) -> str:
+    seen: set[str] = set()
     out = []
-    for cid in ids or registry.character_ids:
-        c = registry.character(cid)
-        out.append(f"- {c.id}: {c.display_name}. {c.description}")
+    for i, b in enumerate(story.briefs, start=first):
+        must = f" (show: {', '.join(b.must_show)})" if b.must_show else ""
+        speaker = registry.character(b.speaker).display_name if b.speaker else "nobody"
+        out.append(f"{i}. {b.beat}: {compose_action(b, b.verbs[0], registry, seen)}{must}; {speaker} speaks")
     return "\n".join(out)
 
 
-def plan_messages(intent: Intent, hits: list[dict[str, Any]], registry: PlanRegistry,
-                  snippet_chars: int = 280, vocab: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    facts = [f"Shots: exactly {intent.shots}.", f"Tone: {intent.tone}.", f"Time of day: {intent.time_of_day}."]
-    if intent.location:
-        facts.append(f"Location: {intent.location}.")
-    if intent.target_seconds:
-        facts.append(f"Length: about {intent.target_seconds:.0f} seconds.")
-    user = (f"Request: {intent.request}\n\nCharacters:\n{cast_lines(registry, intent.characters)}\n\n"
-            + " ".join(facts))
-    if hits:
-        user += f"\n\nStyle notes from the studio's knowledge (cite them as [n]):\n{format_hits(hits, snippet_chars)}"
-    beats = "; ".join(f"shot {i}: {b}" for i, b in enumerate(story_beats(intent.shots), start=1))
-    user += f"\n\nStory beats: {beats}."
-    if vocab:
-        user += ("\nFor each shot choose who is on screen, a verb and an object for the action (e.g. 'runs to' + "
-                 f"'{vocab['objects'][0]}'), a place, and a line to say or silence.")
-    user += f"\n\nNow call submit_plan with {intent.shots} shots."
+def plan_messages(intent: Intent, story: Story, hits: list[dict[str, Any]], registry: PlanRegistry,
+                  snippet_chars: int = 280, free: bool = False) -> list[dict[str, Any]]:
+    user = f"Request: {intent.request}\nTone: {intent.tone}.\nStory:\n{outline(story, registry)}"
+    if free:
+        user += f"\n\nCharacters:\n{cast_lines(registry, intent.characters)}\n\n{FREE_RULES}"
+        if hits:
+            user += f"\n\nStyle notes (cite them as [n]):\n{format_hits(hits, snippet_chars)}"
+    user += f"\n\nNow call submit_plan with {len(story.briefs)} shots."
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
@@ -68,20 +67,19 @@ def tool_result_message(call_id: str, content: str) -> dict[str, Any]:
     return {"role": "tool", "tool_call_id": call_id, "content": content}
 
 
-def revise_messages(plan: dict[str, Any], failing: list[dict[str, Any]], registry: PlanRegistry,
-                    intent: Intent, hits: list[dict[str, Any]], snippet_chars: int = 280) -> list[dict[str, Any]]:
+def revise_messages(plan: dict[str, Any], failing: list[dict[str, Any]], registry: PlanRegistry, intent: Intent,
+                    story: Story, hits: list[dict[str, Any]], snippet_chars: int = 280) -> list[dict[str, Any]]:
     """Ask for replacements of the failing shots only; the rest of the plan is context."""
-    story = "\n".join(f"{s['id']}. {s['action']}" for s in plan["shots"])
+    shots = "\n".join(f"{s['id']}. {s['action']}" for s in plan["shots"])
     problems = []
     for f in failing:
         shot = next(s for s in plan["shots"] if s["id"] == f["shot_id"])
         brief = {k: shot.get(k) for k in ("characters", "action", "camera", "location", "dialogue")}
         reasons = "; ".join(f.get("reasons") or []) or "low quality score"
         problems.append(f"Shot {f['shot_id']} scored {f['score']:.2f} ({reasons}). It was: {json.dumps(brief)}")
-    user = (f"The short '{plan['title']}' ({plan.get('logline', '')}) has these shots:\n{story}\n\n"
-            f"Characters:\n{cast_lines(registry, intent.characters)}\n\nThese shots failed review:\n"
-            + "\n".join(problems)
+    user = (f"Request: {intent.request}\nThe short '{plan['title']}' has these shots:\n{shots}\n\n"
+            "These shots failed review:\n" + "\n".join(problems)
+            + f"\n\nTheir new outline:\n{outline(story, registry)}"
             + (f"\n\nStyle notes:\n{format_hits(hits, snippet_chars)}" if hits else "")
-            + f"\n\nCall submit_plan with {len(failing)} replacement shot(s), in the same order, that fix the problems "
-              "and keep the story.")
+            + f"\n\nCall submit_plan with {len(failing)} replacement shot(s), in the same order.")
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]

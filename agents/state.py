@@ -25,7 +25,7 @@ class DirectorState(TypedDict, total=False):
     seed: int
     intent: dict[str, Any]  # studio.agents.intent.Intent as a dict
     hits: list[dict[str, Any]]  # retrieved knowledge (Hit dicts), cited in the prompt as [1], [2], ...
-    vocab: dict[str, Any] | None  # studio.agents.vocabulary.Vocabulary for structured drafts (small models)
+    story: dict[str, Any] | None  # studio.agents.story.Story: the beats and shot briefs the draft fills
     messages: list[dict[str, Any]]  # the chat transcript of the current planning/revision attempt
     pending_calls: list[dict[str, Any]]  # tool calls of the last model turn: {id, name, arguments}
     tool_rounds: int
@@ -46,7 +46,7 @@ class DirectorState(TypedDict, total=False):
 
 def initial_plan_state(request: str, shots: int | None, seed: int) -> DirectorState:
     return DirectorState(mode="plan", request=request, shots_wanted=shots, seed=seed, intent={}, hits=[],
-                         vocab=None, messages=[], pending_calls=[], tool_rounds=0, attempts=0, errors=[], plan=None,
+                         story=None, messages=[], pending_calls=[], tool_rounds=0, attempts=0, errors=[], plan=None,
                          status="started", trace=[], scores=[], threshold=0.0, iteration=0, max_iterations=0,
                          failing=[], revised=[], decision=None)
 

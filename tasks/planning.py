@@ -25,7 +25,7 @@ def _endpoint(profile: str | None) -> Any:
 def plan_recipe(request: str, shots: int | None = None, seed: int = 0, profile: str | None = None) -> Recipe:
     from studio.agents.context import load_director_config
     from studio.agents.director import PROMPT_VERSION
-    from studio.agents.schema import PlanRegistry
+    from studio.agents.registry import PlanRegistry
 
     ep = _endpoint(profile)
     return Recipe(stage="plan", backend=ep.entry.backend, model=ep.model_id,
@@ -54,9 +54,12 @@ def revise_plan_task(recipe: Recipe, plan_ref: ArtifactRef, scores: list[dict[st
     from studio.agents.director import revise_failing_shots
 
 
+    stored = ArtifactStore.from_settings().read_json(plan_ref)
+    request = ((stored.get("report") or {}).get("intent") or {}).get("request", "")
+
     def build() -> dict[str, Any]:
         plan, report = revise_failing_shots(load_plan(plan_ref), scores, threshold, iteration=iteration,
-                                            profile=profile)
+                                            request=request, profile=profile)
         return {"plan": plan.model_dump(mode="json"), "report": report}
 
     return ArtifactStore.from_settings().lookup_or_make_json(recipe, build)

@@ -93,12 +93,19 @@ class OpenAICompatibleClient:
     """Chat completions against `base_url` (ending in `/v1`)."""
 
     def __init__(self, base_url: str, model: str, *, api_key: str | None = None, timeout_s: float = 300.0,
-                 style: FormatStyle = "openai", extra_body: dict[str, Any] | None = None):
+                 style: FormatStyle = "openai", extra_body: dict[str, Any] | None = None,
+                 isolate_prompts: bool = False):
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.style = style
         self.timeout_s = timeout_s
         self.extra_body = dict(extra_body or {})
+        # llama-cpp-python's server reuses the KV cache of the longest prefix shared with the previous
+        # request and evaluates only the rest: the logits then depend on what was asked before (another batch
+        # split), and so does a seeded sample. With isolate_prompts every chat is preceded by a one-token
+        # completion that shares no prefix with it, so every prompt is evaluated the same way from scratch.
+        # (llama.cpp's own llama-server takes `cache_prompt: false` in the body instead: use extra_body.)
+        self.isolate_prompts = isolate_prompts
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
     # ------------------------------------------------------------------ transport
@@ -158,6 +165,8 @@ class OpenAICompatibleClient:
         if seed is not None:
             payload["seed"] = seed
         t0 = time.perf_counter()
+        if self.isolate_prompts:
+            self._post("/completions", {"model": self.model, "prompt": "\n", "max_tokens": 1, "temperature": 0.0})
         data = self._post("/chat/completions", payload)
         seconds = time.perf_counter() - t0
         record_llm_call(self.model, int((data.get("usage") or {}).get("completion_tokens") or 0), seconds)

@@ -88,7 +88,14 @@ class ManagedLLMServer:
     def client(self, timeout_s: float | None = None) -> OpenAICompatibleClient:
         return OpenAICompatibleClient(self.base_url, self.name, style=self.style,  # type: ignore[arg-type]
                                       timeout_s=timeout_s or float(self.entry.options.get("timeout_s", 300)),
-                                      extra_body=self.entry.options.get("extra_body"))
+                                      extra_body=self.entry.options.get("extra_body"),
+                                      isolate_prompts=self.isolate_prompts)
+
+    @property
+    def isolate_prompts(self) -> bool:
+        """Evaluate every prompt from scratch (reproducible sampling); options.isolate_prompts: false to allow
+        prefix reuse. Only llama.cpp needs it (see OpenAICompatibleClient)."""
+        return self.style == "llama-cpp" and bool(self.entry.options.get("isolate_prompts", True))
 
     # ------------------------------------------------------------------ state
     def _recorded_pid(self) -> int | None:
@@ -235,7 +242,11 @@ class VLLMEndpoint(ManagedLLMServer):
         argv = [str(exe), "serve", resolve_model_source(self.entry.source), "--host", self.host,
                 "--port", str(self.port), "--served-model-name", self.name, "--enable-sleep-mode",
                 "--gpu-memory-utilization", str(o.get("gpu_memory_utilization", 0.85)),
-                "--max-model-len", str(int(o.get("max_model_len", 8192)))]
+                "--max-model-len", str(int(o.get("max_model_len", 8192))), "--seed", str(int(o.get("seed", 0)))]
+        if not o.get("prefix_caching", False):
+            # Prefix caching changes how a prompt is batched, hence its logits and a seeded sample: off, so the
+            # same request + seed gives the same plan after other requests and restarts.
+            argv.append("--no-enable-prefix-caching")
         if self.entry.revision:
             argv += ["--revision", self.entry.revision]
         if self.entry.dtype != "auto":

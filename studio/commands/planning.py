@@ -2,7 +2,7 @@
 
 `studio plan` prints only the validated plan JSON on stdout (pipe it to a file or `jq`); the summary goes to
 stderr. Errors (unknown character, empty request, server down, no valid plan) exit with code 2 and write
-nothing.
+nothing. `studio plan --explain` prints the request's intent and the story's beats instead (no LLM).
 """
 
 from __future__ import annotations
@@ -23,15 +23,34 @@ def plan(request: str = typer.Argument(..., help='What the short is about, e.g. 
                                    "the request, else 4)."),
          seed: int = typer.Option(0, "--seed", "-s", help="Sampling seed (same request + seed → same plan)."),
          report: bool = typer.Option(False, "--report", help="Print {plan, report} instead of the plan alone."),
-         no_knowledge: bool = typer.Option(False, "--no-knowledge", help="Plan without retrieval.")) -> None:
+         no_knowledge: bool = typer.Option(False, "--no-knowledge", help="Plan without retrieval."),
+         explain: bool = typer.Option(False, "--explain", help="Print what the director understood of the "
+                                      "request (cast, things, places, events, tone, count, length) and the "
+                                      "story's beats, without planning.")) -> None:
     """Plan a short with the director agent and print the validated plan as JSON."""
     from studio.agents.director import plan_short
+
+    if explain:
+        _explain(request, shots, seed)
+        return
 
     p, rep = plan_short(request, shots, seed, search=None if no_knowledge else "default")
     body = {"plan": p.model_dump(mode="json"), "report": rep} if report else p.model_dump(mode="json")
     typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
     err.print(f"[green]valid plan[/] '{p.title}': {len(p.shots)} shots, {p.total_duration:.1f} s, "
               f"{rep['attempts']} repair(s), {rep['seconds']:.1f} s with {rep['model']}")
+
+
+def _explain(request: str, shots: int | None, seed: int) -> None:
+    from studio.agents.intent import extract_intent
+    from studio.agents.prompts import outline
+    from studio.agents.registry import PlanRegistry
+    from studio.agents.story import compose_story
+
+    registry = PlanRegistry.from_configs()
+    intent = extract_intent(request, registry, shots)
+    typer.echo(intent.explain(registry))
+    typer.echo("\nbeats:\n" + outline(compose_story(intent, registry, [], seed), registry))
 
 
 @knowledge_app.command("index")

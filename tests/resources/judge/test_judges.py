@@ -80,7 +80,7 @@ def test_metric_plan_judge_checks_the_request():
     good = score_plan(plan, "Luca at the beach in 2 shots")
     assert good.score == 1.0 and good.reasons == []
     bad = score_plan(plan, "Alberto and Luca in Portorosso in 4 shots")
-    assert bad.metrics["cast"] == 0.5 and bad.metrics["place"] == 0.0 and bad.metrics["shot_count"] == 0.5
+    assert bad.metrics["cast"] == 0.5 and bad.metrics["subjects"] == 0.0 and bad.metrics["shot_count"] == 0.5
     assert any("alberto" in r for r in bad.reasons)
 
 

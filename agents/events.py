@@ -1,0 +1,117 @@
+"""The events of a request: each content verb with who does it and to whom or what, from the dependency
+parse ("the rabbit discovering a butterfly" → discover(bunny, butterfly); "three squirrels try to steal an
+apple and fail" → steal(frank+rinky+gimera, apple), fail(…); "Alberto teaches Luca to ride a bike" →
+teach(alberto, luca), ride(luca, bike))."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from studio.agents import nlp
+from studio.agents.cast import CastTable
+
+_PARTICLES = {"away", "off", "up", "down", "back", "out", "around", "over", "in"}
+_TARGET_PREPS = {"at", "to", "from", "with", "after", "towards", "toward", "into", "over", "on", "for", "about",
+                 "behind", "around", "through", "across", "along"}
+
+class Event(BaseModel):
+    verb: str  # lemma, phrasal when it has a particle or preposition: "see", "run away from", "steal"
+    subjects: list[str] = []  # character ids doing it
+    target: str | None = None  # a character id or one of the intent's things/places
+    modifier: str = ""  # "for the first time"
+
+
+def noun_phrase(tok: Any) -> str:
+    mods = [c for c in tok.children if c.dep_ == "compound" and c.i < tok.i]
+    proper = tok.pos_ == "PROPN" or (tok.text[:1].isupper() and not tok.is_sent_start)
+    head = tok.text if proper else tok.lemma_.lower()
+    return " ".join([*(m.lower_ for m in sorted(mods, key=lambda t: t.i)), head])
+
+
+def _ids(tok: Any, cast: CastTable) -> list[str]:
+    out = list(cast.by_token.get(tok.i, []))
+    for c in tok.children:
+        if c.dep_ == "conj":
+            out += _ids(c, cast)
+    return list(dict.fromkeys(out))
+
+
+def _subjects(verb: Any, cast: CastTable, depth: int = 0) -> list[str]:
+    if depth > 4:
+        return []
+    for c in verb.children:
+        if c.dep_ in ("nsubj", "nsubjpass"):
+            ids = _ids(c, cast)
+            if ids:
+                return ids
+            if c.lower_ in ("where", "who", "that", "which") and verb.dep_ == "relcl":
+                break
+            return []
+    head = verb.head
+    if verb.dep_ in ("acl", "relcl") and head.i in cast.by_token:
+        return _ids(head, cast)
+    if verb.dep_ == "xcomp":
+        obj = next((c for c in head.children if c.dep_ in ("dobj", "dative") and c.i in cast.by_token), None)
+        return _ids(obj, cast) if obj is not None else _subjects(head, cast, depth + 1)
+    if verb.dep_ in ("conj", "advcl", "relcl", "ccomp") and head.i != verb.i:
+        ids = _subjects(head, cast, depth + 1)
+        if ids:
+            return ids
+    before = [t for t in verb.doc[max(0, verb.i - 4):verb.i] if t.i in cast.by_token]
+    return list(cast.by_token[before[-1].i]) if before else []
+
+
+def _target(verb: Any, cast: CastTable, subjects: list[str]) -> tuple[str | None, str]:
+    """(target, preposition the verb takes): a character id or a thing, from the object or a prepositional
+    complement ("runs away from the dog")."""
+    def name(tok: Any) -> str | None:
+        ids = [i for i in _ids(tok, cast) if i not in subjects]
+        if ids:
+            return ids[0]
+        if tok.pos_ in ("NOUN", "PROPN") and tok.lemma_.lower() not in nlp.FORM_NOUNS:
+            return noun_phrase(tok)
+        return None
+    for c in verb.children:
+        if c.dep_ in ("dobj", "dative", "attr", "nsubjpass") and (t := name(c)):
+            return t, ""
+    preps = [c for c in verb.children if c.dep_ == "prep"]
+    preps += [g for c in verb.children if c.dep_ in ("advmod", "prt") for g in c.children if g.dep_ == "prep"]
+    for c in preps:
+        if c.lower_ in _TARGET_PREPS:
+            obj = next((g for g in c.children if g.dep_ == "pobj"), None)
+            if obj is not None and obj.lemma_.lower() not in nlp.PLACE_NOUNS and (t := name(obj)):
+                return t, c.lower_
+    return None, ""
+
+
+def _modifier(verb: Any) -> str:
+    for c in verb.children:
+        if c.dep_ == "xcomp" and verb.lemma_ in ("teach", "help", "show", "dare", "ask", "tell"):
+            obj = next((g for g in c.children if g.dep_ == "dobj"), None)
+            return " ".join(filter(None, ["to", nlp.verb_lemma(c), f"the {noun_phrase(obj)}" if obj is not None
+                                          and obj.pos_ == "NOUN" else (obj.text if obj is not None else "")]))
+        if c.dep_ == "prep" and c.lower_ == "for":
+            obj = next((g for g in c.children if g.dep_ == "pobj" and g.lemma_ == "time"), None)
+            if obj is not None and any(g.lower_ == "first" for g in obj.children):
+                return "for the first time"
+        if c.dep_ == "advmod" and c.lower_ in ("again", "finally"):
+            return c.lower_
+    return ""
+
+
+def request_events(doc: Any, cast: CastTable, subjects: list[str]) -> list[Event]:
+    events: list[Event] = []
+    for tok in doc:
+        if tok.pos_ != "VERB" or tok.dep_ in ("aux", "auxpass", "amod"):
+            continue
+        lemma = nlp.verb_lemma(tok)
+        if lemma in nlp.REQUEST_VERBS or lemma in nlp.HELPER_VERBS:
+            continue
+        who = _subjects(tok, cast)
+        target, prep = _target(tok, cast, who)
+        parts = [lemma, *(c.lower_ for c in tok.children if c.dep_ in ("prt", "advmod") and c.lower_ in _PARTICLES)]
+        verb = " ".join([*parts, prep] if prep else parts)
+        events.append(Event(verb=verb[:40], subjects=who, target=target, modifier=_modifier(tok)))
+    return events

