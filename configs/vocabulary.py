@@ -11,9 +11,10 @@ registry; every plan, whatever its source, is validated again with `validate_pla
 
 from __future__ import annotations
 
-from typing import Literal
+import unicodedata
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 Source = Literal["generate", "footage", "storyboard"]
 ShotSize = Literal["wide", "medium", "close-up", "extreme-close-up"]
@@ -23,6 +24,18 @@ Weather = Literal["clear", "cloudy", "rain", "snow", "storm", "fog", "wind"]
 Emotion = Literal["neutral", "happy", "excited", "sad", "angry", "scared", "determined", "surprised", "curious"]
 EMOTIONS: tuple[str, ...] = Emotion.__args__  # type: ignore[attr-defined]
 
+def one_line(text: str) -> str:
+    """Refuse control characters and line breaks (they would inject subtitle cues or break prompts and files):
+    plan text is one line of printable characters."""
+    for ch in text:
+        if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in "\u202a\u202b\u202c\u202d\u202e":
+            raise ValueError(f"contains the control character {ch!r} (a line break, tab or escape): write it as "
+                             "one line of plain text")
+    return text
+
+
+OneLine = Annotated[str, AfterValidator(one_line)]
+
 MIN_SHOT_S = 1.5
 MAX_SHOT_S = 12.0
 MAX_SHOTS = 24
@@ -30,7 +43,7 @@ MAX_SHOTS = 24
 
 class Dialogue(BaseModel):
     character: str = Field(max_length=40)  # character id from configs/characters.yaml
-    line: str = Field(min_length=1, max_length=240)
+    line: OneLine = Field(min_length=1, max_length=240)
     emotion: Emotion = "neutral"
     intensity: float = Field(default=0.5, ge=0.0, le=1.0)
 
@@ -39,7 +52,7 @@ class Shot(BaseModel):
     id: int = Field(ge=1)
     source: Source = "storyboard"
     characters: list[str] = Field(default=[], max_length=3)  # character ids
-    action: str = Field(min_length=1, max_length=200)
+    action: OneLine = Field(min_length=1, max_length=200)
     emotion: Emotion = "neutral"
     location: str = Field(default="", max_length=80)
     time_of_day: TimeOfDay = "day"
@@ -58,8 +71,8 @@ class Shot(BaseModel):
 
 
 class Plan(BaseModel):
-    title: str = Field(min_length=1, max_length=80)
-    logline: str = Field(default="", max_length=240)
+    title: OneLine = Field(min_length=1, max_length=80)
+    logline: OneLine = Field(default="", max_length=240)
     characters: list[str] = []
     shots: list[Shot] = Field(min_length=1, max_length=MAX_SHOTS)
 

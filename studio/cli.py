@@ -10,7 +10,9 @@ import importlib
 import sys
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from rich.text import Text
 
 from studio.configs.errors import StudioError
 
@@ -38,6 +40,9 @@ def _main(profile: str = typer.Option(None, "--profile", help="preview | gpu | a
     from studio.resources.runtime.prefect_server import configure_prefect_env
 
     if profile:
+        from studio.commands.make import check_profile
+
+        check_profile(profile)
         os.environ["STUDIO_PROFILE"] = profile
         get_settings.cache_clear()
     configure_prefect_env()
@@ -51,11 +56,25 @@ for _name in COMMAND_MODULES:
             raise
 
 
+def print_error(message: str) -> None:
+    """`error: …` on stderr, the message printed literally (never read as Rich markup)."""
+    console.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)  # paths stay whole
+
+
 def main() -> None:
     try:
         app()
     except StudioError as e:
-        console.print(f"[bold red]error:[/] {e}")
+        print_error(str(e))
+        sys.exit(2)
+    except ValidationError as e:  # a STUDIO_* setting of the wrong shape (settings are read first thing)
+        errors = "; ".join(f"{'.'.join(map(str, x['loc'])) or 'value'}: {x['msg']}" for x in e.errors())
+        print_error(f"invalid setting ({e.title}): {errors}. Fix the STUDIO_* environment variable.")
+        sys.exit(2)
+    except OSError as e:  # a full disk, a read-only or forbidden folder: say which, no traceback
+        where = f" ({e.filename})" if e.filename else ""
+        print_error(f"{e.strerror or e}{where}. Free disk space or fix the folder's permissions, then rerun: "
+                    "finished artifacts are kept.")
         sys.exit(2)
 
 

@@ -6,6 +6,8 @@ work refuses to start when the limit cannot be verified.
 
 from __future__ import annotations
 
+import time
+
 from studio.configs.errors import StudioError
 from studio.configs.settings import GPU_HEAVY_TAG, get_settings
 from studio.resources.runtime.prefect_server import ensure_result_storage, require_server
@@ -26,14 +28,18 @@ def ensure_gpu_limit() -> int:
     require_server()
     s = get_settings()
     name = limit_name()
-    try:
-        with get_client(sync_client=True) as client:
-            client.upsert_global_concurrency_limit_by_name(name, limit=s.gpu.limit)
-            got = client.read_global_concurrency_limit_by_name(name)
-    except Exception as e:  # noqa: BLE001 - any client failure means "not verified"
-        raise GpuLimitError(f"could not create or verify the concurrency limit '{name}': {e}. Heavy work "
-                            "refuses to start without it (a missing tag limit means no limit). "
-                            "Check `studio server status`.") from e
+    for attempt in range(3):  # two processes creating it at once: one create loses the race, then it exists
+        try:
+            with get_client(sync_client=True) as client:
+                client.upsert_global_concurrency_limit_by_name(name, limit=s.gpu.limit)
+                got = client.read_global_concurrency_limit_by_name(name)
+            break
+        except Exception as e:  # noqa: BLE001 - any client failure means "not verified"
+            if attempt == 2:
+                raise GpuLimitError(f"could not create or verify the concurrency limit '{name}': "
+                                    f"{type(e).__name__} {e}. Heavy work refuses to start without it (a missing "
+                                    "tag limit means no limit). Check `studio server status`.") from e
+            time.sleep(0.5 * (attempt + 1))
     if got is None or got.limit != s.gpu.limit or not got.active:
         raise GpuLimitError(f"concurrency limit '{name}' reads back as {got!r}, expected limit={s.gpu.limit}, "
                             "active. Fix it with `prefect gcl update` or `studio gpu reset`.")

@@ -40,11 +40,24 @@ def _srt_time(t: float) -> str:
     return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029]")
+
+
+def srt_text(text: str) -> str:
+    """A cue body that cannot start another cue: no blank lines (they end a cue), no control characters and no
+    `-->` (a timing line inside the text would be a new cue to lenient players)."""
+    lines = (_CONTROL.sub(" ", ln).replace("-->", "→").strip() for ln in text.replace("\r", "\n").split("\n"))
+    return "\n".join(ln for ln in lines if ln) or "…"
+
+
 def write_srt(cues: Sequence[SubtitleCue], path: Path | str) -> Path:
+    """Write the cues as SRT (cue text made safe by `srt_text`; unique temp file, then rename)."""
+    from studio.resources.runtime.artifacts import write_bytes_atomic
+
     path = Path(path)
-    blocks = [f"{i}\n{_srt_time(c.start)} --> {_srt_time(c.end)}\n{c.text.strip()}\n"
+    blocks = [f"{i}\n{_srt_time(c.start)} --> {_srt_time(c.end)}\n{srt_text(c.text)}\n"
               for i, c in enumerate(sorted(cues, key=lambda c: c.start), 1)]
-    path.write_text("\n".join(blocks), encoding="utf-8")
+    write_bytes_atomic(path, "\n".join(blocks).encode("utf-8"))
     return path
 
 

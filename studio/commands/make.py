@@ -15,10 +15,38 @@ from rich.text import Text
 from studio.configs.errors import StudioError
 
 out = Console()
+PROFILES = ("preview", "gpu", "auto")
+MAX_SEED = 2**31 - 1  # the flow's own bound (create_short's `seed` parameter)
 
 
 class MakeInputError(StudioError):
     pass
+
+
+def check_profile(profile: str | None) -> str | None:
+    if profile is not None and profile not in PROFILES:
+        raise MakeInputError(f"unknown profile {profile!r}: use one of {', '.join(PROFILES)} "
+                             "(--profile or STUDIO_PROFILE)")
+    return profile
+
+
+def check_seed(seed: int) -> int:
+    if not 0 <= seed <= MAX_SEED:
+        raise MakeInputError(f"--seed {seed} is out of range: use a whole number from 0 to {MAX_SEED}")
+    return seed
+
+
+def _check_gpu_profile(profile: str) -> None:
+    """The gpu profile's planner needs vLLM: say so now, not from inside a flow run after a traceback."""
+    from studio.resources.registry import resolve_profile
+
+    if resolve_profile(profile) != "gpu":
+        return
+    from studio.resources.llm.servers import llm_endpoint
+
+    command = getattr(llm_endpoint("gpu"), "command", None)
+    if callable(command):
+        command()  # raises a StudioError naming what to install when the server cannot be started
 
 
 def _read_plan(path: Path) -> dict:
@@ -34,12 +62,13 @@ def _read_plan(path: Path) -> dict:
     except (json.JSONDecodeError, yaml.YAMLError) as e:
         raise MakeInputError(f"--plan {path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {e}. "
                              "Pass the manifest.json a run wrote (edit its \"plan\") or a plan file.") from None
-    if not isinstance(data, dict) or not isinstance(data.get("plan", data).get("shots"), list):
+    inner = data.get("plan", data) if isinstance(data, dict) else None
+    if not isinstance(inner, dict) or not isinstance(inner.get("shots"), list):
         raise MakeInputError(f"--plan {path} has no plan: expected a manifest with a \"plan\" key or a plan with "
                              "\"shots\"")
     from studio.agents.schema import validate_plan
 
-    validate_plan(data.get("plan", data))  # a clear error now, before any server or model is touched
+    validate_plan(inner)  # a clear error now, before any server or model is touched
     return data
 
 
@@ -47,7 +76,9 @@ def _check_request(request: str, shots: int | None) -> str:
     from studio.configs.vocabulary import MAX_SHOTS
     from studio.flows.create_short import MAX_REQUEST_CHARS
 
-    req = " ".join(request.split())
+    req = " ".join(request.split())  # newlines and tabs become spaces; other control characters are refused
+    if any(ord(c) < 32 or ord(c) == 127 for c in req):
+        raise MakeInputError("the request contains control characters (escape codes?): type it as plain text")
     if not req:
         raise MakeInputError("the request is empty: say what the short is about, e.g. "
                              "studio make \"Big Buck Bunny meets a butterfly\"")
@@ -83,23 +114,33 @@ def make(request: str = typer.Argument(..., help="what the short is about"),
     import os
 
     from studio.configs.settings import get_settings
-    from studio.flows.create_short import slugify
-    from studio.resources.runtime.prefect_server import ensure_result_storage, server_status
-    from studio.resources.runtime.prefect_server import start_server as _start
+    from studio.resources.runtime.outputs import folder_name, hold_output_folder
 
     req = _check_request(request, shots)
+    check_seed(seed)
+    prof = check_profile(profile or os.environ.get("STUDIO_PROFILE")) or get_settings().profile
     plan = _read_plan(plan_file) if plan_file else None
-    if plan is None:  # unknown characters and the like are refused before any server or model starts
-        from studio.agents.intent import extract_intent
-        from studio.agents.schema import PlanRegistry
+    target = (out_dir or get_settings().home / "shorts" / folder_name(req)).expanduser().resolve()
+    with hold_output_folder(target):  # a second run into the same folder is refused here, at once
+        if plan is None:  # unknown characters and the like are refused before any server or model starts
+            from studio.agents.intent import extract_intent
+            from studio.agents.schema import PlanRegistry
 
-        extract_intent(req, PlanRegistry.from_configs(), shots)
-    prof = profile or os.environ.get("STUDIO_PROFILE") or get_settings().profile
+            extract_intent(req, PlanRegistry.from_configs(), shots)
+            _check_gpu_profile(prof)
+        _make_into(target, req, prof, shots, seed, plan, start_server)
+
+
+def _make_into(target: Path, req: str, prof: str, shots: int | None, seed: int, plan: dict | None,
+               start_server: bool) -> None:
+    from studio.resources.runtime.prefect_server import ensure_result_storage, require_server, server_status
+    from studio.resources.runtime.prefect_server import start_server as _start
+
     st = server_status()
     if not st.healthy:
-        if not start_server:
-            raise MakeInputError(f"no Prefect server answers at {st.api_url}: run `studio server start`")
-        out.print(f"[yellow]The Prefect server is not running: starting it[/] (log {st.log})…")
+        if st.foreign or not start_server:
+            require_server()  # the clear error: not this studio's server, or how to start it
+        out.print(Text.assemble(("The Prefect server is not running: starting it", "yellow"), f" (log {st.log})…"))
         st = _start()
         out.print(Text(f"server up at {st.api_url}"))
     if start_server:  # the UI's pictures and the playable short need the file server beside the Prefect server
@@ -107,8 +148,6 @@ def make(request: str = typer.Argument(..., help="what the short is about"),
 
         start_file_server()
     ensure_result_storage()
-    target = (out_dir or get_settings().home / "shorts" / slugify(req)).expanduser().resolve()
-    target.mkdir(parents=True, exist_ok=True)
     progress_file = target / "progress.jsonl"
     progress_file.unlink(missing_ok=True)
 
