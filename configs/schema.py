@@ -61,9 +61,26 @@ def config_path(name: str) -> Path:
     return get_settings().configs_path / name
 
 
-def load_config(name: str, model: type[M]) -> M:
-    """Load and validate `configs/<name>` (or the same file under STUDIO_CONFIG_DIR)."""
-    return validate_file(config_path(name), model)
+def load_config(name: str, model: type[M], missing_ok: bool = False) -> M:
+    """The one loader of the studio's YAML: `configs/<name>` (or the same file under STUDIO_CONFIG_DIR),
+    validated, cached per (file, modification time, model) so an edited file is re-read and an unchanged one
+    is parsed once per process. `missing_ok`: an absent file gives the model's defaults. Treat the result as
+    read-only (it is shared)."""
+    path = config_path(name)
+    try:
+        stamp = path.stat().st_mtime_ns
+    except FileNotFoundError:
+        if missing_ok:
+            return model()
+        stamp = 0  # validate_file says which file is missing and what to do
+    except OSError as e:
+        raise ConfigError(path, [f"cannot read the file: {e}"]) from None
+    return _load_cached(str(path), stamp, model)
+
+
+@functools.lru_cache(maxsize=64)
+def _load_cached(path: str, _stamp: int, model: type[M]) -> M:
+    return validate_file(Path(path), model)
 
 
 # --------------------------------------------------------------------------- characters.yaml
@@ -166,8 +183,7 @@ class StudioConfig(BaseModel):
 def load_studio_config() -> StudioConfig:
     """Load the core configs and check references between them (character → LoRA)."""
     chars = load_config("characters.yaml", CharactersConfig)
-    lora_path = config_path("lora_registry.yaml")
-    loras = validate_file(lora_path, LoraRegistry) if lora_path.exists() else LoraRegistry()
+    loras = load_config("lora_registry.yaml", LoraRegistry, missing_ok=True)
     models = load_config("models.yaml", ModelsConfig)
     problems = [
         f"field 'characters.{key}.lora': LoRA '{c.lora}' is not in lora_registry.yaml "

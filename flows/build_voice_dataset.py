@@ -12,19 +12,12 @@
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe
-from studio.resources.voice.dataset import export_dataset, make_chunk, plan_dataset, report_markdown
-from studio.tasks.caching import generation_task_options
-
-
-@task(name="build_dataset_chunk", task_run_name="dataset-chunk-{recipe.params[chunk][index]}",
-      **generation_task_options(heavy=False))
-def build_dataset_chunk(recipe: Recipe) -> ArtifactRef:
-    """Detect, cut, label and store the clips of one chunk of the source."""
-    return make_chunk(recipe)
+from studio.resources.runtime.artifacts import ArtifactStore
+from studio.resources.voice.dataset import export_dataset, plan_dataset, report_markdown
+from studio.tasks.voice_training import build_dataset_chunk
 
 
 @flow(name="build-voice-dataset", log_prints=False)

@@ -14,55 +14,20 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from studio.configs.settings import get_settings
 from studio.resources.voice.config import load_tts_config
 from studio.resources.voice.line import resolve_voice
 from studio.resources.voice.training import (
+    DatasetCheck,
     DatasetInvalidError,
     newest_weights,
     register_weights,
-    run_step,
-    validate_dataset,
     write_training_config,
 )
-from studio.tasks.caching import GPU_HEAVY_TAG
-
-
-@task(name="validate_voice_dataset")
-def validate_voice_dataset(list_path: str) -> dict:
-    from dataclasses import asdict
-
-    return asdict(validate_dataset(list_path, load_tts_config().training))
-
-
-@task(name="run_training_step", tags=[GPU_HEAVY_TAG], task_run_name="gpt-sovits-{step[name]}")
-def run_training_step(step: dict, log_path: str, timeout_s: float) -> str:
-    """One GPT-SoVITS step under the gpu-heavy slot and the per-GPU OS lock (models parked meanwhile)."""
-    from studio.resources.runtime.residency import get_residency
-
-    with get_residency().gpu_lock():
-        run_step(step, Path(log_path), timeout_s)
-    return step["name"]
-
-
-def _gpu_ready(profile: str | None) -> str | None:
-    """None when training can run here, else the reason it cannot."""
-    from studio.resources.registry import resolve_profile
-
-    prof = resolve_profile(profile)
-    if prof != "gpu":
-        return f"the active profile is '{prof}', and training needs the gpu profile (studio --profile gpu ...)"
-    try:
-        import torch
-
-        if not torch.cuda.is_available():
-            return "no CUDA GPU is visible to this process"
-    except ImportError:
-        return "torch is not installed"
-    return None
+from studio.tasks.voice_training import gpu_ready, run_training_step, validate_voice_dataset
 
 
 @flow(name="train-voice")
@@ -83,14 +48,12 @@ def train_voice(character: str, dataset_list: str, exp_name: str | None = None, 
     exp = exp_name or f"{voice_id}-{time.strftime('%Y%m%d-%H%M%S')}"
     checkout = Path(gcfg.checkout).expanduser()
     work = get_settings().home / "voice_training" / exp
-    from studio.resources.voice.training import DatasetCheck
-
     plan = write_training_config(DatasetCheck(**check), exp, checkout, gcfg.python, cfg, work,
                                  sovits_epochs, gpt_epochs, batch_size)
     summary = {"dataset": check, "plan": plan.as_dict(), "weights": None, "character": char_id, "voice": voice_id}
     head = (f"dataset OK: {check['clips']} clips, {check['minutes']:.2f} min of '{check['speakers'][0]}'; "
             f"training config written to {work}")
-    why = "--validate-only was given" if validate_only else _gpu_ready(profile) if require_cuda else None
+    why = "--validate-only was given" if validate_only else gpu_ready(profile) if require_cuda else None
     if why is None and not (checkout / "GPT_SoVITS").is_dir():
         why = f"no GPT-SoVITS checkout at {checkout} (set backends.gpt_sovits.checkout in configs/tts_config.yaml)"
     if why:

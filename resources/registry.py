@@ -12,6 +12,7 @@ from typing import Any
 
 from studio.configs.errors import StudioError, UnknownNameError
 from studio.configs.schema import ModelEntry, studio_config
+from studio.resources.runtime.vram import cuda_available
 
 BACKENDS: dict[str, dict[str, str]] = {
     "image": {
@@ -77,12 +78,7 @@ def resolve_profile(profile: str | None = None) -> str:
     cfg = studio_config().models
     if "gpu" not in cfg.profiles:
         return "preview"
-    try:
-        import torch
-
-        if not torch.cuda.is_available():
-            return "preview"
-    except ImportError:
+    if not cuda_available():
         return "preview"
     for name in cfg.profiles["gpu"].model_dump().values():
         entry = cfg.models.get(name) if name else None

@@ -19,24 +19,12 @@ from typing import Any
 from prefect import task
 
 from studio.resources.image.request import ImageBackend, ImageRequest
-from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe, sha256_file
+from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe, file_digest
 from studio.tasks.caching import generation_task_options
 
 KEYFRAME_STAGE = "keyframe"
 CONSISTENCY_STAGE = "consistency"
 SHEET_STAGE = "contact_sheet"
-
-_SHA_MEMO: dict[tuple[str, int, int], str] = {}
-
-
-def file_sha(path: Path | str) -> str:
-    p = Path(path)
-    st = p.stat()
-    memo = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    if memo not in _SHA_MEMO:
-        _SHA_MEMO[memo] = sha256_file(p)
-    return _SHA_MEMO[memo]
-
 
 def image_backend(model: str | None = None, profile: str | None = None) -> ImageBackend:
     """The image backend of the profile (or a named model of models.yaml)."""
@@ -50,7 +38,7 @@ def keyframe_recipe(backend: ImageBackend, request: ImageRequest) -> tuple[Recip
     req = backend.prepare(request)
     recipe = Recipe(stage=KEYFRAME_STAGE, backend=backend.entry.backend, model=backend.model_id,
                     params={"model_name": backend.name, **backend.recipe_params(req)},
-                    inputs=[file_sha(p) for p in backend.input_files(req)])
+                    inputs=[file_digest(p) for p in backend.input_files(req)])
     return recipe, req
 
 
@@ -76,7 +64,7 @@ def consistency_recipe(embedder: Any, keyframe: ArtifactRef, character: str, ref
                        threshold: float) -> Recipe:
     return Recipe(stage=CONSISTENCY_STAGE, backend=embedder.name, model=embedder.model_id,
                   params={"character": character, "threshold": threshold},
-                  inputs=[keyframe.sha256, *[file_sha(p) for p in references]])
+                  inputs=[keyframe.sha256, *[file_digest(p) for p in references]])
 
 
 def score_faces(embedder: Any, image: Path, references: list[Path], threshold: float) -> dict[str, Any]:

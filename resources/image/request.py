@@ -21,7 +21,6 @@ from studio.configs.schema import (
     LoraRegistry,
     ModelEntry,
     Strict,
-    config_path,
     load_config,
     studio_config,
 )
@@ -158,12 +157,11 @@ class ControlNetConfig(Strict):
 
 
 def sdxl_config() -> SdxlConfig:
-    return load_config("sdxl.yaml", SdxlConfig) if config_path("sdxl.yaml").exists() else SdxlConfig()
+    return load_config("sdxl.yaml", SdxlConfig, missing_ok=True)
 
 
 def controlnet_config() -> ControlNetConfig:
-    return load_config("controlnet.yaml", ControlNetConfig) if config_path("controlnet.yaml").exists() \
-        else ControlNetConfig()
+    return load_config("controlnet.yaml", ControlNetConfig, missing_ok=True)
 
 
 # --------------------------------------------------------------------------- prompt assembly

@@ -13,9 +13,6 @@ generator and the PNG carries no timestamp.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,79 +27,11 @@ from studio.resources.image.request import (
     controlnet_config,
     sdxl_config,
 )
+from studio.resources.runtime.model_sources import (
+    Source,
+    resolve_source,
+)
 from studio.resources.runtime.residency import HeavyModel, detect_device, get_residency
-
-_HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-class ModelNotAvailableError(StudioError):
-    pass
-
-
-# --------------------------------------------------------------------------- sources
-def offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
-
-
-@dataclass(frozen=True)
-class Source:
-    ref: str  # absolute local path or HF id
-    local: bool
-    revision: str  # git commit of a cached HF snapshot, the configured revision, or a content fingerprint
-
-    @property
-    def local_files_only(self) -> bool:
-        return self.local or offline()
-
-
-def resolve_source(source: str | None, what: str, where: str, revision: str | None = None) -> Source:
-    """A local path that exists, or a HF id that is cached (offline) — else a `ModelNotAvailableError`."""
-    if not source:
-        raise ModelNotAvailableError(f"{what} has no 'source:' in {where}; set a Hugging Face id or a local path")
-    path = Path(source).expanduser()
-    if path.exists():
-        return Source(str(path.resolve()), True, fingerprint(path))
-    if source.startswith(("/", "~", ".")) or not _HF_ID.match(source):
-        raise ModelNotAvailableError(f"{what}: path {path} does not exist. Fix 'source:' in {where}, or build "
-                                     "tiny test weights with `studio models tiny`.")
-    try:
-        from huggingface_hub import snapshot_download
-
-        snap = Path(snapshot_download(source, revision=revision, local_files_only=True))
-        return Source(source, False, snap.name)
-    except Exception:  # noqa: BLE001 - any failure means "not in the local cache"
-        if offline():
-            raise ModelNotAvailableError(
-                f"{what} '{source}' is not in the local Hugging Face cache and the studio is offline "
-                f"(HF_HUB_OFFLINE=1). Pre-fetch it with `huggingface-cli download {source}` on this host, or "
-                f"point 'source:' in {where} at a local folder.") from None
-        return Source(source, False, revision or "main")
-
-
-_FINGERPRINTS: dict[tuple, str] = {}
-
-
-def fingerprint(path: Path) -> str:
-    """A cheap content fingerprint of a weights file or folder: names, sizes, the safetensors headers and the
-    last MiB of each weight file (equal on every host holding the same weights, unlike mtimes)."""
-    files = sorted(p for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file())
-    memo = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
-    if memo in _FINGERPRINTS:
-        return _FINGERPRINTS[memo]
-    h = hashlib.sha256()
-    for p in files:
-        rel = p.name if path.is_file() else str(p.relative_to(path))
-        size = p.stat().st_size
-        h.update(f"{rel}:{size}\n".encode())
-        with open(p, "rb") as f:
-            if size <= 2 << 20 or p.suffix in (".json", ".txt"):
-                h.update(f.read())
-            else:
-                h.update(f.read(64 << 10))
-                f.seek(-(1 << 20), os.SEEK_END)
-                h.update(f.read())
-    _FINGERPRINTS[memo] = h.hexdigest()[:16]
-    return _FINGERPRINTS[memo]
 
 
 def _has_variant(src: Source, variant: str | None) -> bool:

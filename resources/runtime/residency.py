@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.configs.settings import get_settings
+from studio.resources.runtime.vram import cuda_available
 
 
 def _default_activate(handle: Any, device: str) -> Any:
@@ -60,14 +61,7 @@ class _Slot:
 def detect_device(preference: str = "auto") -> str:
     if preference != "auto":
         return preference
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return "cuda:0"
-    except ImportError:
-        pass
-    return "cpu"
+    return "cuda:0" if cuda_available() else "cpu"
 
 
 def available_host_ram_gb() -> float:
@@ -215,13 +209,10 @@ def _note_slot_holder(model: str) -> None:
 
 
 def _empty_device_cache() -> None:
-    try:
+    if cuda_available():
         import torch
 
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except ImportError:
-        pass
+        torch.cuda.empty_cache()
 
 
 # ---------------------------------------------------------------------- per-process singleton

@@ -1,6 +1,16 @@
-"""VRAM monitor through NVML (package nvidia-ml-py). Everything works without NVIDIA: empty report."""
+"""The GPU as this process sees it: the one CUDA check, and a VRAM report through NVML (package
+nvidia-ml-py). Everything works without NVIDIA or without torch: no CUDA, empty report."""
 
 from __future__ import annotations
+
+
+def cuda_available() -> bool:
+    """True when torch is installed and sees a CUDA device."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
 
 
 def vram_report() -> list[dict]:

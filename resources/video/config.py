@@ -3,12 +3,12 @@ audio mix and lip-sync settings."""
 
 from __future__ import annotations
 
-import functools
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from studio.configs.errors import UnknownNameError
+from studio.configs.schema import load_config
 
 
 # --------------------------------------------------------------------------- configs/video.yaml
@@ -155,16 +155,5 @@ class VideoConfig(BaseModel):
 
 
 def video_config() -> VideoConfig:
-    """configs/video.yaml, validated (re-read when the file changes)."""
-    from studio.configs.schema import config_path, load_config
-
-    path = config_path("video.yaml")
-    stamp = path.stat().st_mtime_ns if path.exists() else 0
-    return _video_config_cached(str(path), stamp, load_config)
-
-
-@functools.lru_cache(maxsize=4)
-def _video_config_cached(path: str, stamp: int, loader) -> VideoConfig:
-    if not stamp:
-        return VideoConfig()
-    return loader("video.yaml", VideoConfig)
+    """configs/video.yaml, validated (defaults when the file is absent)."""
+    return load_config("video.yaml", VideoConfig, missing_ok=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import importlib.metadata
 import importlib.util
 import threading
@@ -19,45 +18,26 @@ from pathlib import Path
 import numpy as np
 
 from studio.configs.schema import ModelEntry
+from studio.resources.runtime.model_sources import ModelSourceError, resolve_source
 from studio.resources.voice.config import load_tts_config
 from studio.resources.voice.line import BackendUnavailableError, SynthesisError, SynthesisRequest
 
 
-def resolve_piper_model(source: str) -> Path:
-    """`pkg:<module>[/<file>]` or a path → the .onnx file. Raises BackendUnavailableError with the fix."""
-    if source.startswith("pkg:"):
-        module, _, inner = source[4:].partition("/")
-        spec = importlib.util.find_spec(module)
-        if spec is None or not spec.submodule_search_locations:
-            raise BackendUnavailableError(f"piper voice package '{module}' is not installed "
-                                          f"(pip install {module.replace('_', '-')})")
-        root = Path(list(spec.submodule_search_locations)[0])
-        if inner:
-            path = root / inner
-        else:
-            found = sorted(root.rglob("*.onnx"))
-            if not found:
-                raise BackendUnavailableError(f"package '{module}' ships no .onnx piper voice")
-            path = found[0]
-    else:
-        path = Path(source).expanduser()
+def resolve_piper_model(source: str) -> tuple[Path, str]:
+    """`pkg:<module>[/<file>]` or a path → the .onnx voice file and its revision (package version or content
+    fingerprint). Raises BackendUnavailableError with the fix."""
+    try:
+        src = resolve_source(source, "piper voice", "configs/tts_config.yaml", pattern="*.onnx")
+    except ModelSourceError as e:
+        raise BackendUnavailableError(str(e)) from None
+    path = Path(src.ref)
     if not path.is_file():
         raise BackendUnavailableError(f"piper voice model not found: {path}")
     if not Path(f"{path}.json").is_file():
         raise BackendUnavailableError(f"piper voice config not found next to the model: {path}.json")
-    return path
+    return path, src.revision
 
 
-def _revision(source: str, path: Path) -> str:
-    if source.startswith("pkg:"):
-        module = source[4:].partition("/")[0]
-        for dist in importlib.metadata.packages_distributions().get(module, []):
-            return importlib.metadata.version(dist)
-    st = path.stat()  # a local file: identify it by size + the hash of its config and first MiB
-    h = hashlib.sha256(Path(f"{path}.json").read_bytes())
-    with open(path, "rb") as f:
-        h.update(f.read(1 << 20))
-    return f"{st.st_size}-{h.hexdigest()[:12]}"
 
 
 class PiperVoiceBackend:
@@ -73,8 +53,8 @@ class PiperVoiceBackend:
         self._voices: dict[str, object] = {}
         self._lock = threading.Lock()
         try:
-            path = resolve_piper_model(self.source)
-            self.model_id = f"{Path(path).stem}@{_revision(self.source, path)}"
+            path, revision = resolve_piper_model(self.source)
+            self.model_id = f"{path.stem}@{revision}"
             self.sample_rate = int(__import__("json").loads(Path(f"{path}.json").read_text())
                                    ["audio"]["sample_rate"])
         except BackendUnavailableError as e:
@@ -103,7 +83,7 @@ class PiperVoiceBackend:
         from piper import PiperVoice
         from piper.config import PiperConfig
 
-        path = resolve_piper_model(source)
+        path, _ = resolve_piper_model(source)
         opts = onnxruntime.SessionOptions()
         opts.intra_op_num_threads = self.cfg.threads  # the machine is shared; piper's default takes all
         opts.inter_op_num_threads = 1
@@ -147,8 +127,8 @@ class PiperVoiceBackend:
         model runs at a time (across processes too), like the heavy models."""
         from studio.resources.runtime.residency import HeavyModel
 
-        return HeavyModel(name=f"piper/{Path(str(resolve_piper_model(source))).stem}",
-                          load=lambda device: self._seedable_graph(Path(resolve_piper_model(source))),
+        path, _ = resolve_piper_model(source)
+        return HeavyModel(name=f"piper/{path.stem}", load=lambda device: self._seedable_graph(path),
                           activate=lambda handle, device: handle, park=lambda handle: handle, est_host_gb=0.2)
 
     def synthesize(self, req: SynthesisRequest) -> np.ndarray:

@@ -185,7 +185,7 @@ def load_library() -> EffectLibrary:
 @functools.lru_cache(maxsize=4)
 def _library(eff_path: str, rec_path: str, _stamp: tuple) -> EffectLibrary:
     effects = load_config("effects.yaml", EffectsConfig).effects
-    recipes = load_config("parody_recipes.yaml", RecipesConfig).recipes if Path(rec_path).exists() else {}
+    recipes = load_config("parody_recipes.yaml", RecipesConfig, missing_ok=True).recipes
     lib = EffectLibrary(effects, recipes)
     problems = []
     for rname, r in recipes.items():

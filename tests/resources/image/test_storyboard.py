@@ -178,7 +178,8 @@ def test_bad_requests_fail_with_a_clear_message(change, error, message):
 
 def test_sdxl_prepare_fails_before_any_load(monkeypatch, tmp_path):
     """Missing weights, an uncached HF id offline, an unknown ControlNet: errors from prepare(), no load."""
-    from studio.resources.image.sdxl import DiffusersSDXLBackend, ModelNotAvailableError
+    from studio.resources.image.sdxl import DiffusersSDXLBackend
+    from studio.resources.runtime.model_sources import ModelNotAvailableError
     from studio.resources.runtime.residency import get_residency
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
