@@ -2,7 +2,7 @@
 plain diffusers, same settings, same run.
 
 No SDXL weights can be fetched on these machines, but a UNet/VAE/text encoders built from the real configs
-cost exactly the compute of the real model (FACTS.md). Measured:
+cost exactly the compute of the real model (random weights change the pixels, not the FLOPs). Measured:
 - load: from_pretrained of the saved fp16 folder onto the GPU (ours: device_map="cuda"; plain: .to("cuda"));
 - seconds per image, 1024², 30 steps, CFG 7.5, Euler, fp16 + SDPA: ours (backend.render = activate, pipeline,
   PNG, park) and ours' pipeline alone, vs plain `pipe(...)` + PNG, interleaved so drift hits both alike;

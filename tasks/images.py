@@ -18,6 +18,7 @@ from typing import Any
 
 from prefect import task
 
+from studio.resources.image.faces import FaceEmbedder
 from studio.resources.image.request import ImageBackend, ImageRequest
 from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe, file_digest
 from studio.tasks.caching import generation_task_options
@@ -60,14 +61,14 @@ def render_keyframe(recipe: Recipe, request: dict[str, Any]) -> ArtifactRef:
 
 
 # --------------------------------------------------------------------------- consistency
-def consistency_recipe(embedder: Any, keyframe: ArtifactRef, character: str, references: list[Path],
+def consistency_recipe(embedder: FaceEmbedder, keyframe: ArtifactRef, character: str, references: list[Path],
                        threshold: float) -> Recipe:
     return Recipe(stage=CONSISTENCY_STAGE, backend=embedder.name, model=embedder.model_id,
                   params={"character": character, "threshold": threshold},
                   inputs=[keyframe.sha256, *[file_digest(p) for p in references]])
 
 
-def score_faces(embedder: Any, image: Path, references: list[Path], threshold: float) -> dict[str, Any]:
+def score_faces(embedder: FaceEmbedder, image: Path, references: list[Path], threshold: float) -> dict[str, Any]:
     """Compare the largest face of `image` with each reference; the score is the best match."""
     embs = embedder.embed_many([image, *references])
     face, refs = embs[0], embs[1:]
@@ -105,7 +106,7 @@ def check_consistency(recipe: Recipe, keyframe: ArtifactRef, character: str, ref
 _EMBEDDERS: dict[tuple[str, str], Any] = {}
 
 
-def face_embedder(name: str | None = None, profile: str | None = None) -> Any:
+def face_embedder(name: str | None = None, profile: str | None = None) -> FaceEmbedder:
     """The face embedder of the profile (or a named model), one per process: mediapipe graphs take ~0.2 s to
     build and insightface sessions live in the residency manager."""
     from studio.configs.schema import studio_config

@@ -36,12 +36,3 @@ def index_past_generation_task(manifest_path: str) -> dict[str, Any]:
     from studio.resources.knowledge.pack import index_past_generation
 
     return index_past_generation(manifest_path).as_dict()
-
-
-@task(name="search_knowledge", cache_policy=NO_CACHE, persist_result=False)
-def search_knowledge_task(query: str, collection: str | None = None, k: int = 5,
-                          character: str | None = None) -> list[dict[str, Any]]:
-    from studio.resources.knowledge.store import KnowledgeBase
-
-    where = {"character": character} if character else None
-    return [h.model_dump() for h in KnowledgeBase.from_settings().search(query, collection, k, where)]

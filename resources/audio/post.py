@@ -165,17 +165,6 @@ def frames_to_regions(active: np.ndarray, hop_s: float, min_gap_s: float, min_le
     return [(round(s, 3), round(e, 3)) for s, e in regions if e - s >= min_len_s]
 
 
-def f0_track(y: np.ndarray, sr: int, fmin: float = 60.0, fmax: float = 600.0) -> np.ndarray:
-    """Fundamental frequency per 10 ms frame (YIN) on voiced, energetic frames; NaN elsewhere."""
-    import librosa
-
-    hop = int(sr * 0.01)
-    frame = max(2048, int(sr * 0.05))
-    f0 = librosa.yin(y, fmin=fmin, fmax=fmax, sr=sr, frame_length=frame, hop_length=hop)
-    db = rms_db(y, sr, hop_ms=10.0, frame_ms=frame / sr * 1000)[: len(f0)]
-    f0 = f0[: len(db)].astype(np.float64)
-    f0[db < db.max() - 30.0] = np.nan
-    return f0
 
 
 

@@ -1,6 +1,6 @@
 """Tiny random-weight SDXL, ControlNet and LoRA, saved like real ones so the real loading code runs on CPU.
 
-No pretrained text-to-image model can be fetched here (FACTS.md), so tests and `studio models tiny` build
+No pretrained text-to-image model installs from the package registries, so tests and `studio models tiny` build
 diffusers-test-style dummy components (`get_dummy_components()` in diffusers' SDXL tests) from configs, save
 them with `save_pretrained` / `save_lora_weights`, and the backend loads them through exactly the path users
 take for real weights: `from_pretrained(folder, local_files_only=True)`.

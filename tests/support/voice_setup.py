@@ -51,12 +51,11 @@ def make_config_dir(tmp_path: Path, monkeypatch, tts: dict | None = None, voices
 def f0_stats(*paths: Path) -> dict:
     """Median f0 (Hz, YIN on energetic frames) pooled over one or more renderings of the same line (piper's
     own pitch varies by ±1.5 semitones from one rendering to the next, so single takes are noisy)."""
-    from studio.resources.audio import post
 
     frames = []
     for path in paths:
         y, sr = audio_io.load_audio(path)
-        f0 = post.f0_track(y, sr)
+        f0 = f0_track(y, sr)
         frames.append(f0[~np.isnan(f0)])
     v = np.concatenate(frames)
     return {"median": float(np.median(v)), "voiced": len(v)}
@@ -167,3 +166,18 @@ def make_track(folder: Path, fmt: str = "m4a", sr: int = 32000, noise_dbfs: floa
     srt.write_text("\n".join(f"{i}\n{_srt_time(s)} --> {_srt_time(e)}\n{lab}: {txt}\n"
                              for i, (s, e, lab, txt) in enumerate(cues, 1)), encoding="utf-8")
     return {"audio": audio, "srt": srt, "regions": regions, "duration": total}
+
+
+def f0_track(y: np.ndarray, sr: int, fmin: float = 60.0, fmax: float = 600.0) -> np.ndarray:
+    """Fundamental frequency per 10 ms frame (YIN) on voiced, energetic frames; NaN elsewhere."""
+    import librosa
+
+    hop = int(sr * 0.01)
+    frame = max(2048, int(sr * 0.05))
+    f0 = librosa.yin(y, fmin=fmin, fmax=fmax, sr=sr, frame_length=frame, hop_length=hop)
+    from studio.resources.audio.post import rms_db
+
+    db = rms_db(y, sr, hop_ms=10.0, frame_ms=frame / sr * 1000)[: len(f0)]
+    f0 = f0[: len(db)].astype(np.float64)
+    f0[db < db.max() - 30.0] = np.nan
+    return f0
