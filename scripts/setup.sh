@@ -14,6 +14,8 @@ command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
 # The browser test (tests/ui) drives Debian's chromium through Playwright (Playwright's own download is not used).
 command -v chromium >/dev/null || need_apt+=(chromium)
+# The scale-out test (tests/flows/test_scale_out.py) runs Prefect on a throw-away PostgreSQL cluster.
+command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "[setup] apt-get install ${need_apt[*]}"
