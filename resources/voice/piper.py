@@ -21,6 +21,7 @@ from studio.configs.schema import ModelEntry
 from studio.resources.runtime.model_sources import ModelSourceError, resolve_source
 from studio.resources.voice.config import load_tts_config
 from studio.resources.voice.line import BackendUnavailableError, SynthesisError, SynthesisRequest
+from studio.resources.voice.piper_noise import NOISE_VERSION
 
 
 def resolve_piper_model(source: str) -> tuple[Path, str]:
@@ -38,8 +39,6 @@ def resolve_piper_model(source: str) -> tuple[Path, str]:
     return path, src.revision
 
 
-
-
 class PiperVoiceBackend:
     backend = "piper"
     post_pitch = True
@@ -54,7 +53,8 @@ class PiperVoiceBackend:
         self._lock = threading.Lock()
         try:
             path, revision = resolve_piper_model(self.source)
-            self.model_id = f"{path.stem}@{revision}"
+            self.model_id = f"{path.stem}@{revision}+noise{NOISE_VERSION}"  # the noise generator shapes the audio
+            self._voices[f"path:{self.source}"] = path
             self.sample_rate = int(__import__("json").loads(Path(f"{path}.json").read_text())
                                    ["audio"]["sample_rate"])
         except BackendUnavailableError as e:
@@ -76,59 +76,63 @@ class PiperVoiceBackend:
         return contextlib.nullcontext()
 
     def _voice(self, source: str, seed: int | None = None):
-        """A PiperVoice for `source`. With a seed (and the `onnx` package), a fresh session over a copy of the
-        graph whose RandomNormalLike nodes carry that seed: piper's noise is drawn inside the model, so this is
-        what makes the same line with the same seed come out as the same samples (reproducible shorts)."""
-        import onnxruntime
+        """A PiperVoice for `source`, over ONE onnxruntime session per voice per process. With a seed (and the
+        `onnx` package) the session's graph draws its noise from a seed input (piper_noise.py), so the same
+        line with the same seed comes out as the same samples without building a session per line."""
         from piper import PiperVoice
         from piper.config import PiperConfig
 
-        path, _ = resolve_piper_model(source)
+        from studio.resources.voice.piper_noise import SeededSession
+
+        path = self._path(source)
+        with self._lock:
+            if source not in self._voices:
+                config = PiperConfig.from_dict(__import__("json").loads(Path(f"{path}.json").read_text()))
+                graph = self._seedable_graph(path)
+                self._voices[source] = (self._new_session(graph if graph is not None else path),
+                                        config, graph is not None)
+            session, config, seedable = self._voices[source]
+        if seed is not None and seedable:
+            return PiperVoice(session=SeededSession(session, seed), config=config)
+        return PiperVoice(session=session, config=config)
+
+    def _new_session(self, model) -> object:
+        import onnxruntime
+
         opts = onnxruntime.SessionOptions()
         opts.intra_op_num_threads = self.cfg.threads  # the machine is shared; piper's default takes all
         opts.inter_op_num_threads = 1
-        config = PiperConfig.from_dict(__import__("json").loads(Path(f"{path}.json").read_text()))
-        graph = self._seedable_graph(path) if seed is not None else None
-        if graph is not None:
-            for node in graph.graph.node:
-                if node.op_type in ("RandomNormalLike", "RandomUniformLike", "RandomNormal", "RandomUniform"):
-                    for attr in node.attribute:
-                        if attr.name == "seed":
-                            attr.f = float(seed % 2**24)
-                            break
-                    else:
-                        import onnx
+        blob = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model)
+        return onnxruntime.InferenceSession(blob, sess_options=opts, providers=["CPUExecutionProvider"])
 
-                        node.attribute.append(onnx.helper.make_attribute("seed", float(seed % 2**24)))
-            session = onnxruntime.InferenceSession(graph.SerializeToString(), sess_options=opts,
-                                                   providers=["CPUExecutionProvider"])
-            return PiperVoice(session=session, config=config)
-        with self._lock:
-            if source not in self._voices:
-                session = onnxruntime.InferenceSession(str(path), sess_options=opts,
-                                                       providers=["CPUExecutionProvider"])
-                self._voices[source] = PiperVoice(session=session, config=config)
-            return self._voices[source]
+    def _path(self, source: str) -> Path:
+        """The voice file for `source`, resolved once per backend (resolving a package reads its metadata)."""
+        key = f"path:{source}"
+        if key not in self._voices:
+            self._voices[key] = resolve_piper_model(source)[0]
+        return self._voices[key]
 
     def _seedable_graph(self, path: Path):
-        """The parsed ONNX graph (kept per process), or None when the `onnx` package is missing."""
-        with self._lock:
-            key = f"graph:{path}"
-            if key not in self._voices:
-                try:
-                    import onnx
-                except ImportError:
-                    return None
-                self._voices[key] = onnx.load(str(path))
-            return self._voices[key]
+        """The graph with seeded noise (kept per process), or None without the `onnx` package. Call with the
+        lock held."""
+        key = f"graph:{path}"
+        if key not in self._voices:
+            try:
+                import onnx
+            except ImportError:
+                return None
+            from studio.resources.voice.piper_noise import seeded_noise_graph
+
+            self._voices[key] = seeded_noise_graph(onnx.load(str(path)))
+        return self._voices[key]
 
     def heavy_model(self, source: str):
         """Piper's model as the residency manager sees it: loads are recorded, and on one device only one
         model runs at a time (across processes too), like the heavy models."""
         from studio.resources.runtime.residency import HeavyModel
 
-        path, _ = resolve_piper_model(source)
-        return HeavyModel(name=f"piper/{path.stem}", load=lambda device: self._seedable_graph(path),
+        path = self._path(source)
+        return HeavyModel(name=f"piper/{path.stem}", load=lambda device: self._voice(source),
                           activate=lambda handle, device: handle, park=lambda handle: handle, est_host_gb=0.2)
 
     def synthesize(self, req: SynthesisRequest) -> np.ndarray:
