@@ -9,8 +9,6 @@ in the Prefect UI shows descriptions, the profile's choices, defaults and bounds
 the run starts.
 """
 
-from __future__ import annotations
-
 import re
 import time
 from pathlib import Path
@@ -102,7 +100,7 @@ def _make(job: shorts.ShortJob, shots: int | None, plan: dict[str, Any] | None,
     with job.stage("segments"):
         segments = shorts.segment_stage(job, the_plan, takes)
     with job.stage("assembly"):
-        cut = shorts.assemble_stage(job, segments)
+        cut = shorts.assemble_stage(job, segments, the_plan)
     job.timings["segments+assembly"] = round(job.timings["segments"] + job.timings["assembly"], 3)
     with job.stage("outputs"):
         sheet = shorts.storyboard_stage(job, the_plan, takes, segments)

@@ -15,19 +15,20 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from prefect import task
+from prefect import Task, task
 
 from studio.configs.schema import studio_config
 from studio.configs.vocabulary import Plan, Shot
 from studio.resources.media.ffmpeg import ffmpeg_version
-from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe
+from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe, file_digest
 from studio.resources.video.config import OutputFormat, video_config
 from studio.resources.video.segment import SegmentSpec, render_segment_file
 from studio.tasks.caching import generation_task_options
-from studio.tasks.video import file_digest, render_segment, segment_recipe
+from studio.tasks.video import render_segment, segment_recipe
 
 ANIMATED_STAGE, CARD_STAGE = "animated_segment", "card_segment"
 CREDITS = ["Characters of Big Buck Bunny: (c) 2008 Blender Foundation, www.bigbuckbunny.org, CC BY 3.0"]
@@ -110,14 +111,20 @@ def animated_spec(shot: Shot, spec: SegmentSpec) -> SegmentSpec:
     return spec.model_copy(update={"effects": [e for e in spec.effects if e.name in shot.effects]})
 
 
-def submit_shot_segment(shot: Shot, spec: SegmentSpec, *, seed: int, voice_timing: dict | None = None) -> Any:
+def _same(t: Task) -> Task:
+    return t
+
+
+def submit_shot_segment(shot: Shot, spec: SegmentSpec, *, seed: int, voice_timing: dict | None = None,
+                        wrap: Callable[[Task], Task] = _same) -> Any:
     """Inside a flow: the shot's segment as a future — animated in the `final` look for storyboard shots
-    (stills), else the segment renderer's own (footage, the `storyboard` look)."""
+    (stills), else the segment renderer's own (footage, the `storyboard` look). `wrap`: applied to the task
+    before submitting (e.g. a wrapper that marks reused artifacts Cached)."""
     if video_config().look != "final" or spec.image is None or shot.source == "footage":
-        return render_segment.submit(segment_recipe(spec), spec)
+        return wrap(render_segment).submit(segment_recipe(spec), spec)
     seconds = float(spec.duration or shot.duration)
     aspec = animated_spec(shot, spec)
-    return animate_shot.submit(animated_segment_recipe(shot, aspec, seconds, seed), shot, aspec, voice_timing)
+    return wrap(animate_shot).submit(animated_segment_recipe(shot, aspec, seconds, seed), shot, aspec, voice_timing)
 
 
 # --------------------------------------------------------------------------- title and end cards
@@ -164,7 +171,7 @@ def end_card_lines(plan: Plan) -> list[str]:
     return [*CREDITS, *([ATTRIBUTION] if uses_props else []), "Made with Animation AI Studio"]
 
 
-def with_cards(plan: Plan, segments: list[ArtifactRef]) -> list[ArtifactRef]:
+def with_cards(plan: Plan, segments: list[ArtifactRef], wrap: Callable[[Task], Task] = _same) -> list[ArtifactRef]:
     """The cut's segments in the `final` look: a title card, the shots, an end card (credits and licences).
     The `storyboard` look (and a card length of 0) leaves the list as it is."""
     cfg = video_config()
@@ -172,9 +179,9 @@ def with_cards(plan: Plan, segments: list[ArtifactRef]) -> list[ArtifactRef]:
         return list(segments)
     head, tail = [], []
     if cfg.animation.title_card_s > 0:
-        head.append(render_card_segment(card_recipe("title", plan.title, [plan.logline] if plan.logline else [],
+        head.append(wrap(render_card_segment)(card_recipe("title", plan.title, [plan.logline] if plan.logline else [],
                                                     cfg.animation.title_card_s)))
     if cfg.animation.end_card_s > 0:
-        tail.append(render_card_segment(card_recipe("end", "The End", end_card_lines(plan),
+        tail.append(wrap(render_card_segment)(card_recipe("end", "The End", end_card_lines(plan),
                                                     cfg.animation.end_card_s)))
     return [*head, *segments, *tail]

@@ -27,14 +27,15 @@ from studio.configs.settings import get_settings
 from studio.configs.vocabulary import Plan, Shot
 from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe
 from studio.tasks import footage as footage_tasks
+from studio.tasks.animation import submit_shot_segment, with_cards
 from studio.tasks.caching import heavy_tags
 from studio.tasks.images import image_backend, keyframe_recipe, render_contact_sheet, render_keyframe, sheet_recipe
 from studio.tasks.judging import judge_backend, judge_recipe, judge_shots, shot_media
 from studio.tasks.planning import load_plan, revise_plan_in_flow
 from studio.tasks.reuse import shows_cached
 from studio.tasks.short_report import Progress, report_stage
-from studio.tasks.video import assemble_cut, cut_recipe, render_segment, segment_recipe
-from studio.tasks.voice import line_recipe, voice_task_for
+from studio.tasks.video import assemble_cut, cut_recipe
+from studio.tasks.voice import line_recipe, read_line_timing, voice_task_for
 
 # A still shot moves the way its camera note says (the animatic's "camera"), then the shot's own effects.
 CAMERA_EFFECTS: dict[str, list[dict[str, Any]]] = {
@@ -229,7 +230,8 @@ def segment_stage(job: ShortJob, plan: Plan, takes: Takes) -> list[ArtifactRef]:
         spec = segment_spec_for(shot, keyframe=job.store.local_path(key) if key else None, footage=pick,
                                 voice=job.store.local_path(voice) if voice else None,
                                 voice_s=takes.voice_s.get(shot.id))
-        futures.append(shows_cached(render_segment).submit(segment_recipe(spec), spec))
+        timing = read_line_timing(voice, job.store) if voice else None
+        futures.append(submit_shot_segment(shot, spec, seed=job.seed + shot.id, voice_timing=timing, wrap=shows_cached))
     segments = []
     for shot, fut in zip(plan.shots, futures, strict=True):
         segments.append(fut.result())
@@ -239,7 +241,9 @@ def segment_stage(job: ShortJob, plan: Plan, takes: Takes) -> list[ArtifactRef]:
     return segments
 
 
-def assemble_stage(job: ShortJob, segments: list[ArtifactRef]) -> ArtifactRef:
+def assemble_stage(job: ShortJob, segments: list[ArtifactRef], plan: Plan | None = None) -> ArtifactRef:
+    """The cut; with the plan, framed by the `final` look's title and end cards."""
+    segments = with_cards(plan, segments, wrap=shows_cached) if plan is not None else segments
     cut = shows_cached(assemble_cut)(cut_recipe(segments, music="procedural"), segments, "procedural")
     get_run_logger().info("cut %s: %.1fs, %d segments", cut.short,
                           float(job.store.sidecar(cut)["extra"]["duration"]), len(segments))
@@ -293,7 +297,7 @@ def caption_for(shot: Shot, max_chars: int = 48) -> str:
 
 def segment_spec_for(shot: Shot, *, keyframe: Path | None, footage: dict | None, voice: Path | None,
                      voice_s: float | None) -> Any:
-    from studio.resources.video.effects.chain import resolve_effects
+    from studio.resources.video.effects.library import resolve_effects
     from studio.resources.video.segment import SegmentSpec
 
     needs_caption = any(e.name == "caption" for e in resolve_effects(list(shot.effects)))

@@ -141,7 +141,13 @@ def build_scene(shot: Shot, W: int, H: int, fps: int, seconds: float, seed: int,
         things_meta.append({"noun": COVER_NOUN, "role": "cover"})
     actors: list[Actor] = []
     chars = studio_config().characters
-    for cid in shot.characters:
+    cast = list(shot.characters)
+    if shot.camera in ("close-up", "extreme-close-up") and len(cast) > 1:  # a close-up frames one face
+        speaker = shot.dialogue.character if shot.dialogue else None
+        cast = [speaker if speaker in cast else cast[0]]
+        subject = cast[0]
+        target = target if target and target.startswith("thing:") else None
+    for cid in cast:
         _, preset = chars.resolve(cid)
         speaking = shot.dialogue is not None and shot.dialogue.character == cid
         emotion = shot.emotion if cid == subject or speaking or not shot.dialogue else "neutral"
@@ -192,7 +198,7 @@ def build_scene(shot: Shot, W: int, H: int, fps: int, seconds: float, seed: int,
     for w in warnings:
         log.warning("shot %s: %s", shot.id, w)
     info = {"version": ANIMATION_VERSION, "shot": shot.id, "verb": shot.verb, "primitive": family,
-            "subject": subject, "target": target, "scenery": scenery, "location": shot.location,
+            "subject": subject, "target": target, "cast": cast, "scenery": scenery, "location": shot.location,
             "time_of_day": shot.time_of_day, "weather": weather, "things": things_meta, "warnings": warnings,
             "size": [W, H], "fps": fps, "nframes": n, "attribution": [props_mod.ATTRIBUTION] if prop_nouns else []}
     particles = weather_particles(weather, W, H, rng.randrange(1 << 30))

@@ -77,9 +77,12 @@ def test_outputs_of_a_short(finished_short):
     duration = float(probe["format"]["duration"])
     # The video is the shots back to back. A shot lasts its planned duration, longer only when its voice line
     # needs the time or a time effect (freeze frame, slow motion) adds some.
-    from studio.resources.video.effects.chain import resolve_effects
+    from studio.resources.video.config import video_config
+    from studio.resources.video.effects.library import resolve_effects
 
-    assert abs(duration - sum(e["seconds"] for e in manifest["shots"])) < 0.15
+    cfg = video_config()  # the final look frames the shots with a title card and an end card
+    cards = cfg.animation.title_card_s + cfg.animation.end_card_s if cfg.look == "final" else 0.0
+    assert abs(duration - cards - sum(e["seconds"] for e in manifest["shots"])) < 0.15
     for shot, entry in zip(plan.shots, manifest["shots"], strict=True):
         assert entry["seconds"] >= shot.duration - 0.05, entry
         timed = any(e.kind == "time" for e in resolve_effects(list(shot.effects)))
@@ -148,7 +151,9 @@ def test_editing_one_line_rerenders_only_that_shot(finished_short, tmp_path):
     after = _commits(store)
     new = [v[2] for k, v in after.items() if before.get(k) != v]
     counts = {stage: new.count(stage) for stage in set(new)}
-    assert counts.get("voice_line") == 1 and counts.get("segment") == 1 and counts.get("cut") == 1, counts
+    shots_redone = counts.get("segment", 0) + counts.get("animated_segment", 0)  # still or animated
+    assert counts.get("voice_line") == 1 and shots_redone == 1 and counts.get("cut") == 1, counts
+    assert "card_segment" not in counts, counts
     assert "keyframe" not in counts and "footage_pick" not in counts, counts
     assert "Lovely ears" in (tmp_path / "out" / "subtitles.srt").read_text()
 
