@@ -12,6 +12,8 @@ command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
 command -v ffprobe >/dev/null || need_apt+=(ffmpeg)
 command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
+# Props for any noun in animated shots: Noto Color Emoji (SIL OFL 1.1), drawn through Pillow.
+[ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || need_apt+=(fonts-noto-color-emoji)
 # The browser test (tests/ui) drives Debian's chromium through Playwright (Playwright's own download is not used).
 command -v chromium >/dev/null || need_apt+=(chromium)
 # The scale-out test (tests/flows/test_scale_out.py) runs Prefect on a throw-away PostgreSQL cluster.
