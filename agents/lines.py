@@ -24,6 +24,7 @@ EVENT_LINES: dict[str, tuple[str, ...]] = {
     "teach": ("Watch me. It's easy!", "Like this, {name}!", "You can do it, {name}!"),
     "play": ("Let's try the {x}!", "Wheee! The {x}!", "Best {x} ever!"),
     "generic": ("Look, {a_x}!", "Here goes, {x}!", "This {x} changes everything."),
+    "place": ("There it is: the {x}!", "So this is the {x}...", "Wow. The {x}!"),
 }
 BEAT_LINES: dict[str, dict[str, tuple[str, ...]]] = {
     "setup": {
@@ -95,10 +96,11 @@ def catchphrases(hits: list[dict[str, Any]], cid: str) -> list[str]:
 
 
 def line_candidates(beat: str, tone: str, verb: str, x: str, place: str, name: str,
-                    own: list[str], used: set[str], k: int = 3) -> list[str]:
+                    own: list[str], used: set[str], k: int = 3, x_is_place: bool = False) -> list[str]:
     """Up to k lines for one shot, none already offered in this short (`used` is updated)."""
     if beat in ("event", "any"):
-        pool = list(EVENT_LINES[category(verb)])
+        kind = category(verb)
+        pool = list(EVENT_LINES["place" if x_is_place and kind in ("discovery", "generic") else kind])
     else:
         pool = list(BEAT_LINES.get(beat, BEAT_LINES["escalation"]).get(tone) or BEAT_LINES[beat]["adventure"])
     if beat in ("setup", "payoff"):

@@ -178,7 +178,8 @@ def _brief(kind: str, i: int, intent: Intent, registry: PlanRegistry, event: Eve
     own_lines = catchphrases(hits, speaker) if speaker else []
     other = next((registry.character(c).display_name for c in who if c != speaker), "")
     lines = line_candidates(kind, tone, event.verb, x_name if (target or x) not in registry.character_ids
-                            else (x_name or ""), place, other or x_name, own_lines, used) if speaker else []
+                            else (x_name or ""), place, other or x_name, own_lines, used,
+                            x_is_place=(target or x) in intent.places) if speaker else []
     emotions = TONE_EMOTIONS.get(intent.tone, {}).get(kind) or BEAT_EMOTIONS[kind]
     exag = EXAGGERATION.get(intent.tone, (1.0, 1.5, 1.5, 2.0, 1.2))[_BEAT_INDEX[kind]]
     must = [target] if target and target not in registry.character_ids else []
