@@ -116,15 +116,44 @@ def _same(t: Task) -> Task:
 
 
 def submit_shot_segment(shot: Shot, spec: SegmentSpec, *, seed: int, voice_timing: dict | None = None,
-                        wrap: Callable[[Task], Task] = _same) -> Any:
-    """Inside a flow: the shot's segment as a future — animated in the `final` look for storyboard shots
-    (stills), else the segment renderer's own (footage, the `storyboard` look). `wrap`: applied to the task
-    before submitting (e.g. a wrapper that marks reused artifacts Cached)."""
+                        wrap: Callable[[Task], Task] = _same, profile: str | None = None) -> Any:
+    """Inside a flow: the shot's segment as a future — on the gpu profile a keyframe shot with dialogue and a
+    detected face gets Wav2Lip; otherwise, in the `final` look, storyboard shots (stills) are animated with
+    lip flaps from the voice (also Wav2Lip's fallback); footage and the `storyboard` look keep the segment
+    renderer's own. `wrap`: applied to each task before submitting (e.g. marking reused artifacts Cached)."""
+    if spec.image is not None and shot.source != "footage" and profile == "gpu" and shot.dialogue and spec.voice:
+        synced = _wav2lip_clip(spec)
+        if synced is not None:
+            vspec = spec.model_copy(update={"image": None, "video": synced, "duration": None, "voice_offset": 0.0,
+                                            "effects": animated_spec(shot, spec).effects})
+            return wrap(render_segment).submit(segment_recipe(vspec), vspec)
     if video_config().look != "final" or spec.image is None or shot.source == "footage":
         return wrap(render_segment).submit(segment_recipe(spec), spec)
     seconds = float(spec.duration or shot.duration)
     aspec = animated_spec(shot, spec)
     return wrap(animate_shot).submit(animated_segment_recipe(shot, aspec, seconds, seed), shot, aspec, voice_timing)
+
+
+def _wav2lip_clip(spec: SegmentSpec) -> Path | None:
+    """The keyframe lip-synced by Wav2Lip (heavy task, residency-managed), or None — with the reason logged —
+    when Wav2Lip is not set up or the keyframe shows no face: the caller falls back to lip flaps."""
+    import logging
+
+    from studio.resources.video.lipsync import Wav2LipBackend
+    from studio.tasks.video import lipsync_recipe, sync_lips
+
+    log = logging.getLogger("studio.animation")
+    backend = Wav2LipBackend.from_config()
+    if problems := backend.problems():
+        log.warning("Wav2Lip not available (%s): lip flaps instead", "; ".join(problems))
+        return None
+    from studio.resources.image.faces import MediapipeFaceEmbedder, _read_rgb
+
+    if MediapipeFaceEmbedder().landmarks(_read_rgb(spec.image)) is None:
+        log.warning("no face detected in %s: lip flaps instead of Wav2Lip", spec.image)
+        return None
+    ref = sync_lips(lipsync_recipe(spec.image, spec.voice, backend.model_id), str(spec.image), str(spec.voice))
+    return ArtifactStore.from_settings().local_path(ref)
 
 
 # --------------------------------------------------------------------------- title and end cards

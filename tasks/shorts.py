@@ -231,7 +231,8 @@ def segment_stage(job: ShortJob, plan: Plan, takes: Takes) -> list[ArtifactRef]:
                                 voice=job.store.local_path(voice) if voice else None,
                                 voice_s=takes.voice_s.get(shot.id))
         timing = read_line_timing(voice, job.store) if voice else None
-        futures.append(submit_shot_segment(shot, spec, seed=job.seed + shot.id, voice_timing=timing, wrap=shows_cached))
+        futures.append(submit_shot_segment(shot, spec, seed=job.seed + shot.id, voice_timing=timing,
+                                           wrap=shows_cached, profile=job.profile))
     segments = []
     for shot, fut in zip(plan.shots, futures, strict=True):
         segments.append(fut.result())
