@@ -1,7 +1,9 @@
 """Flow `analyze-film`: a film → scenes, shot analysis, keyframes → artifact store, Prefect table, RAG.
 
-Long films are cut into time chunks; each chunk is its own cached `detect_scenes` task (starting a few seconds
-early so a cut on a border is seen once, with context), and the scenes found are analysed in batches of about
+Long films are cut into time chunks; each chunk is its own cached `detect_scenes` task (decoding a few seconds
+either side of its range, with PySceneDetect's own decoder and detectors), and `assemble_scenes` turns the
+chunks into PySceneDetect's exact cut list (its flash filter runs once over all chunks' frames, in order),
+the transitions (fades, dissolves) and the shots between them; the shots are analysed in batches of about
 the same length by `analyze_shots`. Both run on a process pool, one worker per core: scene detection is
 CPU-bound Python + OpenCV and threads would serialise on the GIL. Killed at any point, a rerun with the same
 film finds the finished chunks and batches in the store and does only the rest.
@@ -58,6 +60,7 @@ def scene_docs(video: str, digest: str, shots: list[dict]) -> list:
                                  metadata={"kind": "film_scene", "video": video, "video_sha256": digest,
                                            "scene": sc["index"], "start": sc["start"], "end": sc["end"],
                                            "start_frame": sc["start_frame"], "end_frame": sc["end_frame"],
+                                           "starts_with": sc.get("starts_with"), "ends_with": sc.get("ends_with"),
                                            "shot_size": comp["shot_size"], "camera_move": cam["camera_move"],
                                            "motion": cam["motion"], "subject": comp["subject_method"],
                                            "subject_box": comp["subject_box"], "placement": comp["placement"],

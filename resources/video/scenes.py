@@ -29,6 +29,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from studio.configs.errors import ConfigError
+from studio.resources.media.ffmpeg import UnsupportedMediaError
 from studio.resources.media.probe import require_video
 from studio.resources.video.config import SceneDetectionConfig, video_config
 from studio.resources.video.transitions import Transition, TransitionProbe, merge_transitions
@@ -77,11 +78,16 @@ def detect_cuts_in_range(path: str | Path, chunk: Chunk, cfg: SceneDetectionConf
     cut), so `assemble_scenes` runs it once over all chunks in order: the same cuts as one pass, exactly.
     Adaptive detector: its own cuts (its state is a short window and the last cut, so the overlap covers it).
     """
-    from scenedetect import SceneManager, open_video
+    from scenedetect import SceneManager, VideoOpenFailure, open_video
 
     cfg = cfg or video_config().scene_detection
     kind = detector or cfg.detector
-    video = open_video(str(path), backend="opencv")
+    require_video(path)
+    try:
+        video = open_video(str(path), backend="opencv")
+    except VideoOpenFailure as e:
+        raise UnsupportedMediaError(f"{path}: PySceneDetect's OpenCV decoder cannot open it ({e}); transcode it "
+                                    f"first, e.g. `ffmpeg -i '{path}' -c:v libx264 -pix_fmt yuv420p out.mp4`") from None
     fps = float(video.frame_rate)
     if cfg.overlap_seconds * fps <= cfg.min_scene_len + 2:
         raise ConfigError("configs/video.yaml", [f"scene_detection.overlap_seconds ({cfg.overlap_seconds}) must "

@@ -56,12 +56,14 @@ def blend_fit(a: np.ndarray, b: np.ndarray, frames: list[np.ndarray]) -> tuple[l
 
 
 def is_blend(alphas: list[float], residual: float, max_residual: float) -> bool:
-    """Every in-between frame lies on the segment a→b, in order (a dissolve or a fade), within tolerance."""
+    """Every in-between frame lies on the segment a→b, in order, and the blend advances in steps (a dissolve or
+    a fade): a hard cut after a few frames of motion (α ≈ 0, 0, then one jump to 1) is not one."""
     if residual > max_residual or not alphas:
         return False
     inside = all(-0.1 <= x <= 1.1 for x in alphas)
     rising = all(b >= a - 0.08 for a, b in zip(alphas, alphas[1:], strict=False))
-    return inside and rising
+    steps = np.diff([0.0, *alphas, 1.0])
+    return inside and rising and float(steps.max()) <= min(0.6, max(0.25, 3 / len(steps)))
 
 
 class TransitionProbe:

@@ -23,21 +23,26 @@ def analyze(video: Path = typer.Argument(..., help="The film to analyse."),
             chunk_seconds: float = typer.Option(None, "--chunk-seconds", min=5.0, help="Chunk length for long films."),
             no_index: bool = typer.Option(False, "--no-index", help="Do not upsert scenes into film_scenes."),
             local: bool = typer.Option(False, "--local", help="Analyse in this process, without Prefect.")) -> None:
-    """Detect scenes and analyse each shot (camera motion, composition, coherence, keyframe)."""
+    """Detect cuts (PySceneDetect's) and transitions, analyse each shot (camera, composition, coherence)."""
     from studio.resources.media.probe import require_video
 
     require_video(video)  # a clear error before any server or process pool starts
     if detector not in (None, "content", "adaptive"):
         raise typer.BadParameter("--detector must be content or adaptive")
     if local:
-        from studio.resources.video.analysis import analyze_video
+        from studio.resources.video.analysis import analyze_range
+        from studio.resources.video.scenes import film_scenes
 
-        shots = analyze_video(video, out, workers=_workers(), detector=detector)
+        found = film_scenes(video, detector=detector, workers=_workers())
+        shots = analyze_range(video, found["scenes"], (out / "thumbnails") if out else None)
         rows = [s.model_dump(mode="json") | {"description": s.description()} for s in shots]
+        transitions = [t.model_dump() for t in found["transitions"]]
         if out:
             out.mkdir(parents=True, exist_ok=True)
-            (out / "analysis.json").write_text(json.dumps({"video": str(video), "shots": rows}, indent=2))
+            (out / "analysis.json").write_text(json.dumps({"video": str(video), "cuts": found["cuts"],
+                                                           "transitions": transitions, "shots": rows}, indent=2))
         _print_rows(rows)
+        err.print(f"{len(found['cuts'])} cuts, {len(transitions)} transitions (fades, dissolves), {len(rows)} shots")
         return
     from studio.resources.runtime.prefect_server import require_server
 
@@ -66,7 +71,8 @@ def _print_rows(rows: list[dict]) -> None:
     for r in rows:
         sc = r["scene"]
         flags = r["coherence"]["flags"]
-        typer.echo(f"{sc['index']:4d}  {sc['start']:8.2f}-{sc['end']:8.2f} s  {r['composition']['shot_size']:16} "
+        typer.echo(f"{sc['index']:4d}  {sc['start']:8.2f}-{sc['end']:8.2f} s  after {sc.get('starts_with', 'cut'):8} "
+                   f"{r['composition']['shot_size']:16} "
                    f"{r['camera']['camera_move']:10} {r['composition']['subject_method']:9} "
                    f"{'flags ' + str(len(flags)) if flags else 'ok'}")
 
@@ -111,7 +117,7 @@ def edit(edit_file: Path = typer.Argument(..., help="Edit list YAML: format, mus
 
 def effects() -> None:
     """List the effect library and the parody recipes."""
-    from studio.resources.video.effects.chain import load_library
+    from studio.resources.video.effects.library import load_library
 
     lib = load_library()
     for name, d in sorted(lib.effects.items()):
