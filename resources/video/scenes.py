@@ -82,10 +82,10 @@ def detect_cuts_in_range(path: str | Path, chunk: Chunk, cfg: SceneDetectionConf
 
     cfg = cfg or video_config().scene_detection
     kind = detector or cfg.detector
-    require_video(path)
     try:
         video = open_video(str(path), backend="opencv")
-    except VideoOpenFailure as e:
+    except (VideoOpenFailure, OSError) as e:
+        require_video(path)  # missing, corrupt, audio only: its own clear error
         raise UnsupportedMediaError(f"{path}: PySceneDetect's OpenCV decoder cannot open it ({e}); transcode it "
                                     f"first, e.g. `ffmpeg -i '{path}' -c:v libx264 -pix_fmt yuv420p out.mp4`") from None
     fps = float(video.frame_rate)
