@@ -27,7 +27,8 @@ def noun_phrase(tok: Any) -> str:
     mods = [c for c in tok.children if c.dep_ == "compound" and c.i < tok.i]
     proper = tok.pos_ == "PROPN" or (tok.text[:1].isupper() and not tok.is_sent_start)
     head = tok.text if proper else tok.lemma_.lower()
-    return " ".join([*(m.lower_ for m in sorted(mods, key=lambda t: t.i)), head])
+    words = [m.text if m.pos_ == "PROPN" or proper else m.lower_ for m in sorted(mods, key=lambda t: t.i)]
+    return " ".join([*words, head])
 
 
 def _ids(tok: Any, cast: CastTable) -> list[str]:
@@ -70,7 +71,7 @@ def _target(verb: Any, cast: CastTable, subjects: list[str]) -> tuple[str | None
         ids = [i for i in _ids(tok, cast) if i not in subjects]
         if ids:
             return ids[0]
-        if tok.pos_ in ("NOUN", "PROPN") and tok.lemma_.lower() not in nlp.FORM_NOUNS:
+        if nlp.is_nounish(tok) and tok.lemma_.lower() not in nlp.FORM_NOUNS:
             return noun_phrase(tok)
         return None
     for c in verb.children:

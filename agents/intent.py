@@ -184,7 +184,7 @@ def _subjects_things(doc: Any, cast: CastTable) -> tuple[list[str], list[str], l
     weather_lex = {w for ws in nlp.WEATHER.values() for w in ws}
     time_lex = {w for ws in nlp.TIMES.values() for w in ws}
     for tok in doc:
-        if tok.i in cast.tokens or tok.dep_ == "compound" or tok.pos_ not in ("NOUN", "PROPN"):
+        if tok.i in cast.tokens or tok.dep_ == "compound" or not nlp.is_nounish(tok):
             continue
         lemma = tok.lemma_.lower()
         if lemma in nlp.FORM_NOUNS or lemma in time_lex or tok.ent_type_ in ("DATE", "TIME"):
@@ -198,6 +198,7 @@ def _subjects_things(doc: Any, cast: CastTable) -> tuple[list[str], list[str], l
         phrase = noun_phrase(tok)
         prep = tok.head.lower_ if tok.dep_ == "pobj" else ""
         is_place = lemma in nlp.PLACE_NOUNS or tok.ent_type_ in nlp.PLACE_ENTS or \
+            any(w in nlp.PLACE_NOUNS for w in phrase.split()) or \
             (tok.pos_ == "PROPN" and prep in nlp.LOCATION_PREPS)
         (places if is_place else things).append(phrase)
         if is_place and location is None:

@@ -105,6 +105,14 @@ ALL_WORDS = ("all the characters", "all characters", "every character", "everyon
              "the whole gang", "all of them", "the entire cast", "the full cast")
 
 
+def is_nounish(tok: Any) -> bool:
+    """A noun, or the head of a noun phrase the small tagger calls an adjective ("drops an acorn")."""
+    if tok.pos_ in ("NOUN", "PROPN"):
+        return True
+    return tok.pos_ == "ADJ" and tok.dep_ in ("dobj", "pobj", "nsubj", "nsubjpass", "conj", "attr") and \
+        any(c.dep_ == "det" for c in tok.children)
+
+
 def lexicon_hit(lemmas: set[str], table: dict[str, tuple[str, ...]], default: str | None = None) -> str | None:
     """The first key of `table` one of whose words is among `lemmas` (multi-word entries match as text)."""
     for key, words in table.items():

@@ -98,8 +98,14 @@ REQUESTS: list[tuple[str, list[str], list[str] | None, int | None, float | None]
 ]
 
 WORKER = r'''
-import json, sys, time, traceback
+import json, sys, time
 from studio.agents.director import plan_short
+import studio.agents.graph  # imports are process start-up, not planning
+try:
+    from studio.agents.nlp import pipeline
+    pipeline()  # the English pipeline loads once per process
+except ImportError:
+    pass  # the previous director has none
 for raw in sys.stdin:
     req = json.loads(raw)
     t0 = time.perf_counter()
@@ -186,6 +192,7 @@ def main() -> None:
     ap.add_argument("--old-rev", default="400cc33")
     ap.add_argument("--no-old", action="store_true")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--max-minutes", type=float, default=0, help="stop after this long (0: run every request)")
     args = ap.parse_args()
     from studio.resources.llm.servers import llm_endpoint
 
@@ -197,7 +204,11 @@ def main() -> None:
         workers["old"] = start_worker(str(old_tree(args.old_rev)), homes[1])
     rows: dict[str, list[dict]] = {k: [] for k in workers}
     try:
+        t0 = time.monotonic()
         for i, (request, subjects, cast, shots, seconds) in enumerate(REQUESTS[:args.limit]):
+            if args.max_minutes and time.monotonic() - t0 > 60 * args.max_minutes:
+                print(f"stopped after {i} requests (--max-minutes {args.max_minutes})", file=sys.stderr)
+                break
             for name, w in workers.items():
                 result = ask(w, request, seed=i)
                 rows[name].append({"request": request, "result": result,
