@@ -37,13 +37,9 @@ SENTENCES = [
 
 
 def bench_backend(name: str, repeats: int) -> dict:
-    from studio.resources.voice.line import (
-        SynthesisRequest,
-        _entry_for_backend,
-        get_backend,
-        plan_line,
-        synthesize_line_file,
-    )
+    from studio.resources.voice.base import SynthesisRequest
+    from studio.resources.voice.line import plan_line, synthesize_line_file
+    from studio.resources.voice.select import _entry_for_backend, get_backend
 
     be = get_backend(*_entry_for_backend(name))
     be.check_available()

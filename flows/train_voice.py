@@ -19,7 +19,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from studio.configs.settings import get_settings
 from studio.resources.voice.config import load_tts_config
-from studio.resources.voice.line import resolve_voice
+from studio.resources.voice.select import resolve_voice
 from studio.resources.voice.training import (
     DatasetCheck,
     DatasetInvalidError,

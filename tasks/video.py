@@ -24,7 +24,7 @@ from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recip
 from studio.resources.video.analysis import analyze_range
 from studio.resources.video.assemble import assemble_segments
 from studio.resources.video.config import OutputFormat, video_config
-from studio.resources.video.effects.chain import resolve_effects
+from studio.resources.video.effects.library import resolve_effects
 from studio.resources.video.scenes import Chunk, Scene, detect_cuts_in_range
 from studio.resources.video.segment import SegmentSpec, render_segment_file
 from studio.resources.video.subtitles import SubtitleCue, write_srt

@@ -17,7 +17,8 @@ from typing import Any
 from prefect import task
 
 from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe, StoreError
-from studio.resources.voice.line import LineSpec, get_backend, plan_line, render_line, scratch_dir
+from studio.resources.voice.line import LineSpec, plan_line, render_line, scratch_dir
+from studio.resources.voice.select import get_backend
 from studio.tasks.caching import generation_task_options, heavy_tags
 
 LINE_STAGE = "voice_line"
@@ -44,9 +45,9 @@ def timing_recipe(line: Recipe) -> Recipe:
 
 def recipe_is_heavy(recipe: Recipe) -> bool:
     spec = LineSpec.model_validate(recipe.params)
-    from studio.resources.voice.line import _entry_for_model
+    from studio.resources.voice.select import model_entry_for
 
-    return bool(_entry_for_model(spec).heavy)
+    return bool(model_entry_for(spec.model_name, spec.backend).heavy)
 
 
 def make_line(recipe: Recipe, store: ArtifactStore | None = None) -> ArtifactRef:
@@ -56,9 +57,9 @@ def make_line(recipe: Recipe, store: ArtifactStore | None = None) -> ArtifactRef
     if ref is not None and store.lookup(timing_recipe(recipe)) is not None:
         return ref
     spec = LineSpec.model_validate(recipe.params)
-    from studio.resources.voice.line import _entry_for_model
+    from studio.resources.voice.select import model_entry_for
 
-    backend = get_backend(spec.model_name, _entry_for_model(spec))
+    backend = get_backend(spec.model_name, model_entry_for(spec.model_name, spec.backend))
     with scratch_dir() as tmp:
         result = render_line(spec, tmp / "line.wav", backend=backend)
         # timing first: the WAV's sidecar is the commit marker the cache policy looks for
@@ -91,9 +92,9 @@ def synthesize_lines(recipe: Recipe, lines: list[Recipe]) -> ArtifactRef:
     specs = [LineSpec.model_validate(r.params) for r in lines]
     refs: list[dict[str, Any]] = []
     if specs:
-        from studio.resources.voice.line import _entry_for_model
+        from studio.resources.voice.select import model_entry_for
 
-        backend = get_backend(specs[0].model_name, _entry_for_model(specs[0]))
+        backend = get_backend(specs[0].model_name, model_entry_for(specs[0].model_name, specs[0].backend))
         with backend.session():  # one residency hold / server start for the whole stage
             for r in lines:
                 refs.append(make_line(r, store).model_dump())

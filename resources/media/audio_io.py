@@ -98,7 +98,12 @@ def audio_duration(path: Path | str) -> float:
         return float(sf.info(str(path)).duration)
     except Exception:  # noqa: BLE001 - not a libsndfile format
         pass
-    info = probe(path)
+    try:
+        info = probe(path)
+    except CorruptAudioError:
+        raise
+    except CorruptMediaError as e:
+        raise CorruptAudioError(str(e)) from None
     if not info.has_audio or not info.duration:
         raise CorruptAudioError(f"{path} has no audio stream: give a voice line or music file")
     return float(info.duration)

@@ -26,7 +26,8 @@ from studio.resources.media.ffmpeg import BITEXACT_OUTPUT, CorruptMediaError, Me
 from studio.resources.media.probe import require_video
 from studio.resources.media.text import render_text_png
 from studio.resources.video.config import OutputFormat, video_config
-from studio.resources.video.effects.chain import EffectChain, EffectUse, resolve_effects
+from studio.resources.video.effects.chain import EffectChain
+from studio.resources.video.effects.library import EffectUse, resolve_effects
 from studio.resources.video.subtitles import SubtitleCue
 
 

@@ -13,8 +13,8 @@ import numpy as np
 
 from studio.configs.schema import ModelEntry
 from studio.resources.media.audio_io import CorruptAudioError, decode_bytes
+from studio.resources.voice.base import BackendUnavailableError, SynthesisError, SynthesisRequest
 from studio.resources.voice.config import load_tts_config
-from studio.resources.voice.line import BackendUnavailableError, SynthesisError, SynthesisRequest
 
 
 class EspeakVoiceBackend:

@@ -31,8 +31,8 @@ from studio.configs.settings import get_settings
 from studio.resources.audio.post import resample
 from studio.resources.media.audio_io import CorruptAudioError, decode_bytes
 from studio.resources.runtime.servers import stop_process_group, tail_log
+from studio.resources.voice.base import BackendUnavailableError, SynthesisError, SynthesisRequest, VoiceError
 from studio.resources.voice.config import GPTSoVITSBackendConfig, Reference, load_tts_config
-from studio.resources.voice.line import BackendUnavailableError, SynthesisError, SynthesisRequest, VoiceError
 
 
 class GPTSoVITSUnavailableError(BackendUnavailableError):

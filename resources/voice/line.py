@@ -11,7 +11,6 @@ turns a spec into files; `synthesize_line_file` does both.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import re
@@ -20,172 +19,60 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
 
-from studio.configs.errors import StudioError, UnknownNameError
-from studio.configs.schema import ModelEntry, studio_config
-from studio.configs.vocabulary import EMOTIONS
 from studio.resources.audio import mix, post, quality
 from studio.resources.media import audio_io
+from studio.resources.voice.base import (
+    EmptyTextError,
+    QualityError,
+    SynthesisError,
+    SynthesisRequest,
+    UnsupportedLanguageError,
+    VoiceBackend,
+    VoiceError,
+)
 from studio.resources.voice.config import (
     CharacterVoice,
     OutputConfig,
     Prosody,
     QualityConfig,
-    TTSConfig,
-    load_character_voices,
     load_tts_config,
 )
+from studio.resources.voice.select import choose_backend, get_backend, model_entry_for, prosody_for, resolve_voice
 
 log = logging.getLogger("studio.voice")
 
 
-# --------------------------------------------------------------------------- errors
-class VoiceError(StudioError):
-    """A voice line cannot be made as asked; the message says what to change."""
 
 
-class EmptyTextError(VoiceError):
-    pass
 
 
-class UnsupportedLanguageError(VoiceError):
-    pass
 
 
-class BackendUnavailableError(VoiceError):
-    """The backend cannot run here (package, model file, binary or server missing): a fallback may."""
 
 
-class SynthesisError(VoiceError):
-    """The backend ran and failed."""
 
 
-class QualityError(VoiceError):
-    pass
 
 
-# --------------------------------------------------------------------------- backend protocol
-@dataclass
-class SynthesisRequest:
-    text: str  # one sentence (or a piece of a long one)
-    language: str
-    voice: CharacterVoice
-    voice_id: str
-    emotion: str
-    prosody: Prosody  # already interpolated for the intensity; tempo includes the character's speed
-    seed: int = 0
-    attempt: int = 0
 
 
-@runtime_checkable
-class VoiceBackend(Protocol):
-    name: str  # models.yaml name
-    backend: str  # registry name: piper | espeak | hibari | gpt-sovits
-    model_id: str  # id@revision, part of every recipe
-    heavy: bool
-    sample_rate: int  # rate of the arrays `synthesize` returns
-    post_pitch: bool  # apply the librosa pitch/contour post-process (False: the model carries prosody)
-
-    def languages(self) -> set[str]: ...
-
-    def check_available(self) -> None: ...  # raise BackendUnavailableError with the fix
-
-    def session(self) -> contextlib.AbstractContextManager[Any]: ...  # held around a batch of requests
-
-    def synthesize(self, req: SynthesisRequest) -> np.ndarray: ...  # float32 mono at sample_rate
 
 
-# --------------------------------------------------------------------------- resolution
-def resolve_voice(character: str) -> tuple[str, str, CharacterVoice]:
-    """character name/alias → (character id, voice id, voice config)."""
-    char_id, preset = studio_config().characters.resolve(character)
-    voice_id = preset.voice or char_id
-    voices = load_character_voices().voices
-    if voice_id not in voices:
-        raise UnknownNameError(f"character '{char_id}' uses voice '{voice_id}', which is not in "
-                               f"configs/character_voices.yaml (known voices: {', '.join(sorted(voices))}). "
-                               "Add it there or fix `voice:` in configs/characters.yaml.")
-    return char_id, voice_id, voices[voice_id]
 
 
-def prosody_for(emotion: str, intensity: float, tts: TTSConfig) -> Prosody:
-    """Linear interpolation from neutral (intensity 0) to the emotion's full prosody (intensity 1)."""
-    if emotion not in EMOTIONS:
-        raise VoiceError(f"unknown emotion '{emotion}' (known: {', '.join(EMOTIONS)})")
-    if not 0.0 <= intensity <= 1.0:
-        raise VoiceError(f"intensity must be between 0 and 1, got {intensity}")
-    base = tts.emotions["neutral"]
-    full = tts.emotions.get(emotion, base)  # an emotion missing from the table speaks neutrally
-    mixed = {k: getattr(base, k) + intensity * (getattr(full, k) - getattr(base, k)) for k in Prosody.model_fields}
-    return Prosody(**{k: round(v, 4) for k, v in mixed.items()})
 
 
-@functools.cache
-def _cached_backend(model_name: str, entry_json: str, configs: str) -> VoiceBackend:
-    from studio.resources.registry import import_backend_class
-
-    entry = ModelEntry.model_validate_json(entry_json)
-    cls = import_backend_class("voice", entry.backend)
-    return cls(model_name, entry)
 
 
-def get_backend(model_name: str, entry: ModelEntry) -> VoiceBackend:
-    """One backend instance per model per process (a loaded piper voice is reused across lines)."""
-    from studio.configs.settings import get_settings
-    from studio.resources.registry import BackendError
-
-    try:
-        return _cached_backend(model_name, entry.model_dump_json(), str(get_settings().configs_path))
-    except BackendError as e:  # the backend's package is not installed
-        raise BackendUnavailableError(str(e)) from e
-    except StudioError:
-        raise
-    except (ImportError, OSError) as e:
-        raise BackendUnavailableError(f"voice backend '{entry.backend}' cannot start: {e}") from e
 
 
-def _entry_for_backend(backend: str) -> tuple[str, ModelEntry]:
-    """The models.yaml entry that uses a registry backend (fallbacks name backends, not models)."""
-    for name, entry in studio_config().models.models.items():
-        if entry.modality == "voice" and entry.backend == backend:
-            return name, entry
-    return backend, ModelEntry(modality="voice", backend=backend)
 
 
-def choose_backend(profile: str | None = None, backend: str | None = None) -> tuple[VoiceBackend, str | None]:
-    """The profile's voice backend, or the first configured fallback that can run here.
-
-    Returns (backend, fallback_from) where fallback_from names the backend that could not run (None when the
-    first choice was used). An explicitly requested backend never falls back.
-    """
-    from studio.resources.registry import model_entry
-
-    if backend:
-        name, entry = _entry_for_backend(backend) if backend not in studio_config().models.models else (
-            backend, studio_config().models.models[backend])
-        be = get_backend(name, entry)
-        be.check_available()
-        return be, None
-    name, entry = model_entry("voice", profile)
-    candidates = [(name, entry)] + [_entry_for_backend(b) for b in load_tts_config().fallback
-                                    if b != entry.backend]
-    reasons = []
-    for cand_name, cand_entry in candidates:
-        try:
-            be = get_backend(cand_name, cand_entry)
-            be.check_available()
-        except BackendUnavailableError as e:
-            reasons.append(f"{cand_entry.backend}: {e}")
-            continue
-        if reasons:
-            log.warning("voice backend fallback: using %s because %s", be.backend, "; ".join(reasons))
-            return be, entry.backend
-        return be, None
-    raise BackendUnavailableError("no voice backend can run here:\n  " + "\n  ".join(reasons))
 
 
 # --------------------------------------------------------------------------- text
@@ -349,7 +236,7 @@ def _finish(y: np.ndarray, spec: LineSpec) -> np.ndarray:
 def render_line(spec: LineSpec, out_path: Path | str, backend: VoiceBackend | None = None) -> LineResult:
     """Synthesise a planned line to `out_path` (WAV) + `<stem>.timing.json`. Nothing is written on error."""
     out_path = Path(out_path)
-    be = backend or get_backend(spec.model_name, _entry_for_model(spec))
+    be = backend or get_backend(spec.model_name, model_entry_for(spec.model_name, spec.backend))
     chunks = split_sentences(spec.text, spec.max_chunk_chars)
     q = spec.quality
     sr = spec.output.sample_rate
@@ -406,11 +293,6 @@ def build_timing(y: np.ndarray, spec: LineSpec, sentences: list[dict], report: q
     }
 
 
-def _entry_for_model(spec: LineSpec) -> ModelEntry:
-    models = studio_config().models.models
-    if spec.model_name in models and models[spec.model_name].backend == spec.backend:
-        return models[spec.model_name]
-    return _entry_for_backend(spec.backend)[1]
 
 
 def _write_json_atomic(path: Path, obj: Any) -> None:

@@ -19,8 +19,8 @@ import numpy as np
 
 from studio.configs.schema import ModelEntry
 from studio.resources.runtime.model_sources import ModelSourceError, resolve_source
+from studio.resources.voice.base import BackendUnavailableError, SynthesisError, SynthesisRequest
 from studio.resources.voice.config import load_tts_config
-from studio.resources.voice.line import BackendUnavailableError, SynthesisError, SynthesisRequest
 from studio.resources.voice.piper_noise import NOISE_VERSION
 
 

@@ -71,8 +71,9 @@ def _print_line(summary: dict, path: Path) -> None:
 def list_voices() -> None:
     """Characters, their voices and which voice backends can run here."""
     from studio.configs.schema import studio_config
+    from studio.resources.voice.base import BackendUnavailableError
     from studio.resources.voice.config import load_character_voices
-    from studio.resources.voice.line import BackendUnavailableError, _entry_for_backend, get_backend
+    from studio.resources.voice.select import _entry_for_backend, get_backend
 
     voices = load_character_voices().voices
     t = Table("character", "voice", "language", "speed", "pitch", "GPT-SoVITS refs", title="voices")

@@ -218,7 +218,8 @@ def standin(tmp_path, monkeypatch):
 
 def test_contract_lines_send_api_v2_fields_and_switch_weights_once_per_character(standin, tmp_path):
     from studio.resources.voice.config import load_character_voices, load_tts_config
-    from studio.resources.voice.line import prosody_for, synthesize_line_file
+    from studio.resources.voice.line import synthesize_line_file
+    from studio.resources.voice.select import prosody_for
 
     server = standin["server"]
     lines = [("luca", "excited", "The sea! It's so big!"), ("luca", "neutral", "Let's go home."),
@@ -267,7 +268,8 @@ def test_contract_lines_send_api_v2_fields_and_switch_weights_once_per_character
 
 
 def test_contract_italian_is_mapped_and_unknown_language_refused_before_any_request(standin, tmp_path):
-    from studio.resources.voice.line import UnsupportedLanguageError, synthesize_line_file
+    from studio.resources.voice.base import UnsupportedLanguageError
+    from studio.resources.voice.line import synthesize_line_file
 
     synthesize_line_file("luca", "Ciao, andiamo al mare.", "neutral", 0.5, tmp_path / "it.wav", profile="gpu",
                          language="it")
@@ -280,13 +282,14 @@ def test_contract_italian_is_mapped_and_unknown_language_refused_before_any_requ
 
 
 def test_contract_client_errors_are_clear(standin, tmp_path):
+    from studio.resources.voice.base import SynthesisError
     from studio.resources.voice.gptsovits import (
         GPTSoVITSClient,
         GPTSoVITSRequestError,
         GPTSoVITSServerError,
         GPTSoVITSUnavailableError,
     )
-    from studio.resources.voice.line import SynthesisError, synthesize_line_file
+    from studio.resources.voice.line import synthesize_line_file
 
     server = standin["server"]
     server.start()

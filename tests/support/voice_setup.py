@@ -127,7 +127,9 @@ def make_track(folder: Path, fmt: str = "m4a", sr: int = 32000, noise_dbfs: floa
     import subprocess
 
     from studio.resources.audio import mix, post
-    from studio.resources.voice.line import SynthesisRequest, _entry_for_backend, get_backend, plan_line
+    from studio.resources.voice.base import SynthesisRequest
+    from studio.resources.voice.line import plan_line
+    from studio.resources.voice.select import _entry_for_backend, get_backend
 
     folder.mkdir(parents=True, exist_ok=True)
     piper = get_backend(*_entry_for_backend("piper"))  # the raw voice: no character pitch/tempo post-process

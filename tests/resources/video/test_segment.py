@@ -20,7 +20,7 @@ from studio.resources.media.frames import read_all_frames
 from studio.resources.media.probe import probe
 from studio.resources.video.assemble import assemble_segments
 from studio.resources.video.config import OutputFormat
-from studio.resources.video.effects.chain import EffectParamError, UnknownEffectError, resolve_effects
+from studio.resources.video.effects.library import EffectParamError, UnknownEffectError, resolve_effects
 from studio.resources.video.segment import SegmentError, SegmentSpec, render_segment_file
 from studio.resources.video.subtitles import SubtitleCue, SubtitleError, parse_srt, write_srt
 

@@ -41,7 +41,8 @@ def test_character_whose_voice_is_missing(tmp_path, monkeypatch, out):
 
 @pytest.mark.parametrize("text", ["", "   \n\t", "?!… --", None])
 def test_empty_text(text, out):
-    from studio.resources.voice.line import EmptyTextError, synthesize_line_file
+    from studio.resources.voice.base import EmptyTextError
+    from studio.resources.voice.line import synthesize_line_file
 
     with pytest.raises(EmptyTextError, match="empty|no words"):
         synthesize_line_file("luca", text, "neutral", 0.5, out)
@@ -49,7 +50,8 @@ def test_empty_text(text, out):
 
 
 def test_unknown_emotion_and_bad_intensity(out):
-    from studio.resources.voice.line import VoiceError, synthesize_line_file
+    from studio.resources.voice.base import VoiceError
+    from studio.resources.voice.line import synthesize_line_file
 
     with pytest.raises(VoiceError, match="unknown emotion 'bored'.*known: neutral, happy"):
         synthesize_line_file("luca", "Hi.", "bored", 0.5, out)
@@ -59,7 +61,8 @@ def test_unknown_emotion_and_bad_intensity(out):
 
 
 def test_unsupported_language_names_the_supported_ones(out):
-    from studio.resources.voice.line import UnsupportedLanguageError, synthesize_line_file
+    from studio.resources.voice.base import UnsupportedLanguageError
+    from studio.resources.voice.line import synthesize_line_file
 
     with pytest.raises(UnsupportedLanguageError, match=r"language 'fr' .* \(supported: en, it\)"):
         synthesize_line_file("luca", "Bonjour.", "neutral", 0.5, out, language="fr")
@@ -67,7 +70,8 @@ def test_unsupported_language_names_the_supported_ones(out):
 
 
 def test_text_over_the_configured_maximum(tmp_path, monkeypatch, out):
-    from studio.resources.voice.line import VoiceError, synthesize_line_file
+    from studio.resources.voice.base import VoiceError
+    from studio.resources.voice.line import synthesize_line_file
 
     make_config_dir(tmp_path, monkeypatch, tts={"text": {"max_chars": 100}})
     with pytest.raises(VoiceError, match="120 characters, more than text.max_chars=100"):

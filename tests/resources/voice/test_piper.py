@@ -119,7 +119,8 @@ def test_characters_sharing_one_voice_stay_distinguishable(tmp_path):
 
 
 def test_italian_line_and_unsupported_language(tmp_path):
-    from studio.resources.voice.line import UnsupportedLanguageError, synthesize_line_file
+    from studio.resources.voice.base import UnsupportedLanguageError
+    from studio.resources.voice.line import synthesize_line_file
 
     res = synthesize_line_file("alberto", "Silenzio, Bruno! Andiamo al mare.", "determined", 0.7,
                                tmp_path / "it.wav", language="it")
@@ -171,7 +172,8 @@ def test_espeak_fallback_when_piper_is_not_available(tmp_path, monkeypatch):
 
 
 def test_quality_failure_retries_then_reports_or_raises(tmp_path, monkeypatch):
-    from studio.resources.voice.line import QualityError, synthesize_line_file
+    from studio.resources.voice.base import QualityError
+    from studio.resources.voice.line import synthesize_line_file
 
     make_config_dir(tmp_path, monkeypatch, tts={"quality": {"max_chars_per_s": 2.0, "max_attempts": 2}})
     res = synthesize_line_file("frank", "Not so fast, rabbit.", "angry", 0.5, tmp_path / "q.wav", backend="espeak")
