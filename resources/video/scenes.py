@@ -187,7 +187,8 @@ def scenes_from_cuts(cuts: Sequence[float], transitions: Sequence[Transition], d
 
 def detect_scenes(path: str | Path, cfg: SceneDetectionConfig | None = None, detector: str | None = None,
                   chunk_seconds: float | None = None, workers: int = 1) -> list[Scene]:
-    """Shots of a whole video; chunked (and, with workers > 1, in parallel processes) for long inputs."""
+    """Shots of a whole video; chunked (and, with workers > 1, in parallel processes: then a film shorter
+    than workers × chunk_seconds is cut into one chunk per worker). The cuts are the same either way."""
     return film_scenes(path, cfg, detector, chunk_seconds, workers)["scenes"]
 
 
@@ -196,7 +197,10 @@ def film_scenes(path: str | Path, cfg: SceneDetectionConfig | None = None, detec
     """{"cuts": PySceneDetect's cut times, "transitions": [...], "scenes": shots, "fps", "frames_read"}."""
     cfg = cfg or video_config().scene_detection
     info = require_video(path)
-    chunks = plan_chunks(info.duration, chunk_seconds or cfg.chunk_seconds, cfg.overlap_seconds)
+    chunk_s = chunk_seconds or cfg.chunk_seconds
+    if chunk_seconds is None and workers > 1:  # a film shorter than workers × chunk is spread over them too
+        chunk_s = min(chunk_s, max(info.duration / workers + 1e-3, 4 * cfg.overlap_seconds))
+    chunks = plan_chunks(info.duration, chunk_s, cfg.overlap_seconds)
     if workers > 1 and len(chunks) > 1:
         with ProcessPoolExecutor(max_workers=min(workers, len(chunks))) as pool:
             results = list(pool.map(detect_cuts_in_range, [str(path)] * len(chunks), chunks,
