@@ -76,6 +76,8 @@ class GpuGroup(BaseModel):
     # Keep parked models in host RAM only while this much RAM stays free (ComfyUI-style reserve).
     host_ram_reserve_gb: float = 4.0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    # Names this device's slot `tag:gpu-heavy:<slot_id>` (limit 1); default `<hostname>-<device>`.
+    slot_id: str | None = None
 
 
 class LLMGroup(BaseModel):

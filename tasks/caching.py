@@ -34,7 +34,9 @@ def retry_on_store_outage(task: Any, task_run: Any, state: Any) -> bool:
 
 
 def heavy_tags(recipe: Recipe | None, heavy: bool, tag: str = GPU_HEAVY_TAG) -> set[str]:
-    """Tags for a generation task run: `gpu-heavy` only when a heavy model will really be loaded.
+    """Tags for a generation task run: `gpu-heavy` + `gpu-heavy:<device>` only when a heavy model will really be
+    loaded. Prefect takes all of a task's tag slots at once or none, so a task waiting for its device never
+    holds a global slot meanwhile.
 
     Prefect takes the tag slot before the task body runs, so a task whose artifact is already stored would
     still queue behind another process's GPU work. When the artifact is already in the store we drop the tag.
@@ -43,7 +45,9 @@ def heavy_tags(recipe: Recipe | None, heavy: bool, tag: str = GPU_HEAVY_TAG) -> 
         return set()
     if recipe is not None and ArtifactStore.from_settings().lookup(recipe) is not None:
         return set()
-    return {tag}
+    from studio.resources.runtime.residency import device_tag
+
+    return {tag, device_tag()}  # the global count and this device's own slot (limit 1), taken together
 
 
 def generation_task_options(heavy: bool = False) -> dict[str, Any]:

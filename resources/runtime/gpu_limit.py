@@ -22,16 +22,23 @@ def limit_name() -> str:
 
 
 def ensure_gpu_limit() -> int:
-    """Create/repair `tag:gpu-heavy` = N (idempotent) and read it back. Returns the verified limit."""
-    from prefect.client.orchestration import get_client
+    """Create/repair `tag:gpu-heavy` = N and this host's device slot `tag:gpu-heavy:<device>` = 1 (idempotent)
+    and read both back. Returns the verified global limit."""
+    from studio.resources.runtime.residency import device_tag
 
     require_server()
-    s = get_settings()
-    name = limit_name()
+    got = _ensure_limit(limit_name(), get_settings().gpu.limit)
+    _ensure_limit(f"tag:{device_tag()}", 1)
+    return got
+
+
+def _ensure_limit(name: str, limit: int) -> int:
+    from prefect.client.orchestration import get_client
+
     for attempt in range(3):  # two processes creating it at once: one create loses the race, then it exists
         try:
             with get_client(sync_client=True) as client:
-                client.upsert_global_concurrency_limit_by_name(name, limit=s.gpu.limit)
+                client.upsert_global_concurrency_limit_by_name(name, limit=limit)
                 got = client.read_global_concurrency_limit_by_name(name)
             break
         except Exception as e:  # noqa: BLE001 - any client failure means "not verified"
@@ -40,8 +47,8 @@ def ensure_gpu_limit() -> int:
                                     f"{type(e).__name__} {e}. Heavy work refuses to start without it (a missing "
                                     "tag limit means no limit). Check `studio server status`.") from e
             time.sleep(0.5 * (attempt + 1))
-    if got is None or got.limit != s.gpu.limit or not got.active:
-        raise GpuLimitError(f"concurrency limit '{name}' reads back as {got!r}, expected limit={s.gpu.limit}, "
+    if got is None or got.limit != limit or not got.active:
+        raise GpuLimitError(f"concurrency limit '{name}' reads back as {got!r}, expected limit={limit}, "
                             "active. Fix it with `prefect gcl update` or `studio gpu reset`.")
     return got.limit
 

@@ -1,4 +1,5 @@
-"""Who holds the `gpu-heavy` slot, and freeing slots leaked by dead holders (`studio gpu reset`).
+"""Who holds the `gpu-heavy` slots (the global count and this host's device slot), and freeing slots leaked by
+dead holders (`studio gpu reset`).
 
 Prefect reports the holders of a tag limit as task-run ids. A holder is dead when its task run or flow run is
 in a final state, or when the process that ran it (recorded by the residency manager under
@@ -11,23 +12,17 @@ import contextlib
 import json
 import os
 import socket
-from pathlib import Path
 from uuid import UUID
 
 from studio.configs.settings import GPU_HEAVY_TAG, get_settings
+from studio.resources.runtime.residency import device_tag, holders_dir, note_holder  # noqa: F401 (re-export)
 
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
-def holders_dir() -> Path:
-    return get_settings().run_dir / "holders"
-
-
-def note_holder(task_run_id: str, model: str) -> None:
-    d = holders_dir()
-    d.mkdir(parents=True, exist_ok=True)
-    (d / f"{task_run_id}.json").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                                       "model": model}))
+def gpu_tags() -> list[str]:
+    """The global count and this host's device slot."""
+    return [GPU_HEAVY_TAG, device_tag()]
 
 
 def _recorded_process_alive(task_run_id: str) -> bool | None:
@@ -89,26 +84,40 @@ def slot_report() -> dict:
         except Exception:  # noqa: BLE001
             return {"error": f"no limit tag:{GPU_HEAVY_TAG} (run `studio server start`)"}
         holders = [_holder_info(client, tr_id) for tr_id in lim.active_slots]
-    return {"limit": lim.concurrency_limit, "active_slots": len(lim.active_slots), "holders": holders}
+        device = {"tag": device_tag(), "limit": None, "active_slots": 0}
+        try:
+            dev = client.read_concurrency_limit_by_tag(device["tag"])
+            device.update(limit=dev.concurrency_limit, active_slots=len(dev.active_slots))
+        except Exception:  # noqa: BLE001 - created by the first heavy flow on this host
+            pass
+    return {"limit": lim.concurrency_limit, "active_slots": len(lim.active_slots), "holders": holders,
+            "device": device}
 
 
 def free_dead_slots(force: bool = False) -> tuple[int, int]:
-    """Release the leases of dead holders. Returns (freed, kept-alive)."""
+    """Release the leases of dead holders on the global count and on this host's device slot.
+    Returns (freed, kept-alive), counted in task runs."""
     from prefect.client.orchestration import get_client
 
     from studio.resources.runtime.prefect_server import require_server
 
     require_server()
-    tag = GPU_HEAVY_TAG
-    freed = kept = 0
+    held: dict[UUID, list[str]] = {}
     with get_client(sync_client=True) as client:
-        lim = client.read_concurrency_limit_by_tag(tag)
-        for tr_id in lim.active_slots:
+        for tag in gpu_tags():
+            try:
+                lim = client.read_concurrency_limit_by_tag(tag)
+            except Exception:  # noqa: BLE001 - a device limit not created yet holds nothing
+                continue
+            for tr_id in lim.active_slots:
+                held.setdefault(tr_id, []).append(tag)
+        freed = kept = 0
+        for tr_id, tags in held.items():
             info = _holder_info(client, tr_id)
             if info["alive"] and not force:
                 kept += 1
                 continue
-            client.decrement_v1_concurrency_slots(names=[tag], task_run_id=tr_id, occupancy_seconds=0.0)
+            client.decrement_v1_concurrency_slots(names=tags, task_run_id=tr_id, occupancy_seconds=0.0)
             (holders_dir() / f"{tr_id}.json").unlink(missing_ok=True)
             freed += 1
     return freed, kept

@@ -17,6 +17,7 @@ import fcntl
 import gc
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studio.configs.settings import get_settings
+from studio.configs.settings import GPU_HEAVY_TAG, get_settings
 from studio.resources.runtime.vram import cuda_available
 
 
@@ -62,6 +63,27 @@ def detect_device(preference: str = "auto") -> str:
     if preference != "auto":
         return preference
     return "cuda:0" if cuda_available() else "cpu"
+
+
+def device_tag(device: str | None = None) -> str:
+    """The Prefect tag of one GPU — `gpu-heavy:<host>-<device>` (or `gpu-heavy:<STUDIO_GPU__SLOT_ID>`) — whose
+    limit is 1: a heavy task waits for *its* device's slot, never holding a slot while another device's lock
+    keeps it waiting."""
+    s = get_settings()
+    ident = s.gpu.slot_id or f"{socket.gethostname()}-{device or detect_device(s.gpu.device)}"
+    return f"{GPU_HEAVY_TAG}:{re.sub(r'[^A-Za-z0-9_.-]+', '-', ident)}"
+
+
+def holders_dir() -> Path:
+    return get_settings().run_dir / "holders"
+
+
+def note_holder(task_run_id: str, model: str) -> None:
+    """Record which process holds this task run's gpu-heavy slots (for `studio gpu reset`)."""
+    d = holders_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    (d / f"{task_run_id}.json").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                                       "model": model}))
 
 
 def available_host_ram_gb() -> float:
@@ -203,8 +225,6 @@ def _note_slot_holder(model: str) -> None:
     except ImportError:
         return
     if ctx is not None and ctx.task_run is not None:
-        from studio.resources.runtime.gpu_slots import note_holder
-
         note_holder(str(ctx.task_run.id), model)
 
 

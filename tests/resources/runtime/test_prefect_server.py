@@ -59,10 +59,11 @@ def test_heavy_work_refuses_to_start_without_a_verified_limit(monkeypatch, tmp_p
 
 def test_heavy_tag_is_dropped_for_artifacts_already_made(isolated_store):
     from studio.resources.runtime.artifacts import ArtifactStore, Recipe
+    from studio.resources.runtime.residency import device_tag
     from studio.tasks.caching import heavy_tags
 
     r = Recipe(stage="unit", backend="t", params={"x": 1})
-    assert heavy_tags(r, heavy=True) == {"gpu-heavy"}
+    assert heavy_tags(r, heavy=True) == {"gpu-heavy", device_tag()}
     assert heavy_tags(r, heavy=False) == set()
     ArtifactStore.from_settings().put_bytes(r, b"done", "text/plain", ".txt")
     assert heavy_tags(r, heavy=True) == set()
@@ -80,3 +81,23 @@ def test_gpu_status_reports_residency_lock_and_slots(prefect_server, tmp_path):
     assert any(m["model"].startswith("demo-mlp") and m["state"] == "parked" for m in report["resident"])
     assert report["gpu_lock_holder"] is None and report["slots"]["limit"] == 1
     assert report["slots"]["active_slots"] == 0 and report["vram"] == []
+
+
+def test_each_device_has_its_own_slot_of_one(prefect_server, monkeypatch):
+    """A tag per GPU with limit 1 (next to the global count): a task waits for its own device's slot only."""
+    from prefect.client.orchestration import get_client
+
+    from studio.resources.runtime.gpu_limit import ensure_gpu_limit
+    from studio.resources.runtime.residency import device_tag
+
+    tags = set()
+    for slot in ("host-a-cuda-0", "host-b-cuda-0"):
+        monkeypatch.setenv("STUDIO_GPU__SLOT_ID", slot)
+        get_settings.cache_clear()
+        ensure_gpu_limit()
+        tags.add(device_tag())
+        with get_client(sync_client=True) as c:
+            got = c.read_global_concurrency_limit_by_name(f"tag:{device_tag()}")
+        assert got.limit == 1 and got.active
+    assert tags == {"gpu-heavy:host-a-cuda-0", "gpu-heavy:host-b-cuda-0"}
+    get_settings.cache_clear()
