@@ -37,7 +37,8 @@ def reuse_shows_cached(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def shows_cached(task: Task) -> Task:
-    """The same task (name, tags, options), whose runs end "Cached" when they reuse a stored artifact."""
+    """The same task (name, tags, options), whose runs end "Cached" when they reuse a stored artifact.
+    Use it through `.submit(...).result()`: a direct call would hand back the State itself."""
     new = task.with_options()
     new.fn = reuse_shows_cached(task.fn)
     return new

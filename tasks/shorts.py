@@ -71,9 +71,9 @@ class ShortJob:
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
         """Time a stage (summed over revision rounds) and note it as where the run stands."""
-        fail_point(name)
         if self.progress:
             self.progress.where = name
+        fail_point(name)
         t0 = time.perf_counter()
         yield
         self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - t0, 3)
@@ -196,8 +196,8 @@ def render_and_judge(job: ShortJob, plan_ref: ArtifactRef, plan: Plan, max_revis
         takes = Takes(voices, voice_s, keyframes, footage, frames)
         with job.stage("judge"):
             media = shot_media(plan, job.store, frames, voices)
-            scores_ref = shows_cached(judge_shots)(judge_recipe(judge_backend(job.profile), plan, media), media,
-                                                   job.profile)
+            recipe = judge_recipe(judge_backend(job.profile), plan, media)
+            scores_ref = shows_cached(judge_shots).submit(recipe, media, job.profile).result()
             scores = job.store.read_json(scores_ref)
         failing = [s["shot_id"] for s in scores if s["score"] < cfg.threshold]
         rounds.append({"iteration": iteration, "scores": scores, "failing": failing})
@@ -245,7 +245,7 @@ def segment_stage(job: ShortJob, plan: Plan, takes: Takes) -> list[ArtifactRef]:
 def assemble_stage(job: ShortJob, segments: list[ArtifactRef], plan: Plan | None = None) -> ArtifactRef:
     """The cut; with the plan, framed by the `final` look's title and end cards."""
     segments = with_cards(plan, segments, wrap=shows_cached) if plan is not None else segments
-    cut = shows_cached(assemble_cut)(cut_recipe(segments, music="procedural"), segments, "procedural")
+    cut = shows_cached(assemble_cut).submit(cut_recipe(segments, music="procedural"), segments, "procedural").result()
     get_run_logger().info("cut %s: %.1fs, %d segments", cut.short,
                           float(job.store.sidecar(cut)["extra"]["duration"]), len(segments))
     return cut
@@ -257,7 +257,7 @@ def storyboard_stage(job: ShortJob, plan: Plan, takes: Takes, segments: list[Art
         line = f'{shot.dialogue.character}: "{shot.dialogue.line}"' if shot.dialogue else shot.action
         seconds = float(job.store.sidecar(seg)["extra"].get("duration", shot.duration))
         tiles.append((takes.frames[shot.id], [f"#{shot.id} · {shot.camera} · {seconds:.1f}s", line[:90]]))
-    return shows_cached(render_contact_sheet)(sheet_recipe(tiles, plan.title, None), tiles)
+    return shows_cached(render_contact_sheet).submit(sheet_recipe(tiles, plan.title, None), tiles).result()
 
 
 def export_outputs(store: ArtifactStore, cut: ArtifactRef, sheet: ArtifactRef, out: Path) -> dict[str, Path]:

@@ -51,6 +51,8 @@ def served_roots(s: StudioSettings | None = None) -> dict[str, Path]:
 def file_url(path: Path | str, s: StudioSettings | None = None) -> str | None:
     """The http URL of a local file under one of the served roots, or None when it lies outside them."""
     s = s or get_settings()
+    if not s.files.enabled:
+        return None
     p = Path(path).expanduser().resolve()
     for name, root in served_roots(s).items():
         if p.is_relative_to(root):
