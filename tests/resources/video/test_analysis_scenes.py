@@ -139,3 +139,14 @@ def test_overlap_too_short_for_min_scene_len_is_a_config_error(films):
 def test_missing_video_is_a_clear_error(tmp_path):
     with pytest.raises(MediaNotFoundError, match="media file not found"):
         vs.detect_scenes(tmp_path / "missing.mp4")
+
+
+@pytest.mark.parametrize("name", ["film", "soft"])
+def test_pyscenedetects_fade_detector_splits_fall_inside_our_fades(films, name):
+    from scenedetect import ThresholdDetector, detect
+
+    path, _ = films[name]
+    fades = [t for t in vs.film_scenes(path)["transitions"] if t.via == "black"]
+    splits = [float(s.seconds) for s, _e in detect(str(path), ThresholdDetector())[1:]]
+    assert splits and fades
+    assert all(any(t.start <= x < t.end for t in fades) for x in splits), (splits, fades)
