@@ -208,9 +208,10 @@ def with_cards(plan: Plan, segments: list[ArtifactRef], wrap: Callable[[Task], T
         return list(segments)
     head, tail = [], []
     if cfg.animation.title_card_s > 0:
-        head.append(wrap(render_card_segment)(card_recipe("title", plan.title, [plan.logline] if plan.logline else [],
-                                                    cfg.animation.title_card_s)))
+        # .submit().result(): a direct call of a `shows_cached` task hands back its State when it reuses
+        head.append(wrap(render_card_segment).submit(card_recipe(
+            "title", plan.title, [plan.logline] if plan.logline else [], cfg.animation.title_card_s)).result())
     if cfg.animation.end_card_s > 0:
-        tail.append(wrap(render_card_segment)(card_recipe("end", "The End", end_card_lines(plan),
-                                                    cfg.animation.end_card_s)))
+        tail.append(wrap(render_card_segment).submit(card_recipe(
+            "end", "The End", end_card_lines(plan), cfg.animation.end_card_s)).result())
     return [*head, *segments, *tail]
