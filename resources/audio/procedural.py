@@ -208,7 +208,5 @@ def sfx_file(name: str, cache_dir: Path, **params) -> Path:
     key = hashlib.sha256(blob.encode()).hexdigest()[:16]
     path = Path(cache_dir) / f"{name}-{key}.wav"
     if not path.exists():
-        tmp = path.with_name(f".{path.name}.{np.random.default_rng().integers(1 << 30)}.tmp")
-        write_wav(tmp, generate(name, **params))
-        tmp.replace(path)
+        write_wav(path, generate(name, **params))  # the one WAV writer is atomic
     return path

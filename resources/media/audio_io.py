@@ -5,15 +5,14 @@ ffmpeg reads — mp3, aac, film audio tracks — through ffmpeg) to float32 samp
 from __future__ import annotations
 
 import io
-import os
 import subprocess
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 from studio.resources.media.ffmpeg import CorruptMediaError, ffmpeg_path
 from studio.resources.media.probe import _check_exists, probe
+from studio.resources.runtime.files import atomic_path
 
 
 class CorruptAudioError(CorruptMediaError):
@@ -120,10 +119,6 @@ def write_wav(path: Path | str, samples: np.ndarray, sample_rate: int = 48000, c
     data = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
     if channels == 2 and data.ndim == 1:
         data = np.stack([data, data], axis=1)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         sf.write(str(tmp), data, sample_rate, subtype="PCM_16", format="WAV")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

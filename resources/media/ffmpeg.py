@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from studio.configs.errors import StudioError
+from studio.resources.runtime.files import atomic_path
 
 
 class MediaError(StudioError):
@@ -102,3 +103,11 @@ def run_ffmpeg(args: Sequence[str], what: str, timeout: float | None = None) -> 
         tail = proc.stderr.decode(errors="replace").strip().splitlines()[-8:]
         raise FFmpegError(f"ffmpeg failed while {what} (exit {proc.returncode}):\n  " + "\n  ".join(tail))
     return proc
+
+
+def encode_to(args: Sequence[str], out_path: Path, what: str, timeout: float | None = None) -> Path:
+    """Run ffmpeg with `args` writing `out_path` through a unique temp name in the same folder, renamed on
+    success: a crash or a concurrent run never leaves or reads half a file."""
+    with atomic_path(out_path) as tmp:
+        run_ffmpeg([*args, str(tmp)], what, timeout)
+    return out_path

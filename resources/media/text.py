@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import textwrap
-import uuid
 from pathlib import Path
 from typing import Literal
+
+from studio.resources.runtime.files import atomic_path
 
 FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
@@ -56,10 +57,6 @@ def render_text_png(text: str, width: int, size_px: int, style: Literal["caption
                   stroke_width=stroke, stroke_fill=(0, 0, 0, 255))
     digest = hashlib.sha256(f"{style}|{width}|{size_px}|{font_path}|{text}".encode()).hexdigest()[:16]
     path = folder / f"{style}-{digest}.png"
-    tmp = folder / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    try:
+    with atomic_path(path) as tmp:
         img.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path, h

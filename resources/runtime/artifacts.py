@@ -37,6 +37,7 @@ import fsspec
 from pydantic import BaseModel, Field, ValidationError
 
 from studio.configs.errors import StudioError
+from studio.resources.runtime.files import copy_atomic, write_bytes_atomic
 
 RECIPE_FORMAT = 1
 HEX64 = r"^[0-9a-f]{64}$"
@@ -341,7 +342,7 @@ class ArtifactStore:
             if self.is_local:
                 os.makedirs(folder, exist_ok=True)
                 if not (os.path.exists(data_path) and sha256_file(data_path) == digest):
-                    write_file_atomic(src, Path(data_path))
+                    copy_atomic(src, Path(data_path))
                 write_bytes_atomic(Path(side_path), body)
             else:
                 self._io(f"upload {data_path}", lambda: self.fs.put_file(str(src), data_path))
@@ -396,28 +397,3 @@ class ArtifactStore:
             raise StoreError(f"the sidecar of artifact {ref.short} ({path}) is missing or invalid; rerun the step "
                              "that produced it")
         return side.model_dump(mode="json")
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a unique temp file in the same folder, fsync, rename."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_file_atomic(src: Path | str, dst: Path) -> None:
-    """Copy `src` to `dst` through a unique temp file in `dst`'s folder, fsync, rename."""
-    tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        shutil.copyfile(src, tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from studio.configs.errors import StudioError
 from studio.resources.audio import procedural as procedural_audio
 from studio.resources.media.audio_io import audio_duration
-from studio.resources.media.ffmpeg import BITEXACT_OUTPUT, CorruptMediaError, MediaNotFoundError, run_ffmpeg
+from studio.resources.media.ffmpeg import BITEXACT_OUTPUT, CorruptMediaError, MediaNotFoundError, encode_to
 from studio.resources.media.probe import require_video
 from studio.resources.media.text import render_text_png
 from studio.resources.video.config import OutputFormat, video_config
@@ -125,97 +125,96 @@ def render_segment_file(spec: SegmentSpec, out_path: Path | str, fmt: OutputForm
     """Render one segment with one ffmpeg call. Raises SegmentError / MediaError / EffectError subclasses."""
     fmt = fmt or default_format()
     out_path = Path(out_path)
-    F, SR, spf = fmt.fps, fmt.sample_rate, fmt.samples_per_frame
     effects = resolve_effects(spec.effects)  # validate everything before touching files
     if spec.caption and not any(e.name == "caption" for e in effects):
         effects += resolve_effects(["caption"])  # a caption with no caption step: on screen for the whole shot
-
     voice_len = audio_duration(spec.voice) if spec.voice is not None else 0.0
 
     scratch = Path(tempfile.mkdtemp(prefix="studio-seg-"))
     try:
         chain = EffectChain(fmt=fmt, nframes=0, v="", scratch=scratch, default_caption=spec.caption)
-        fitf = _fit_filter(fmt, spec.fit)
-        if spec.image is not None:
-            _check_image(Path(spec.image))
-            base = spec.duration or max(3.0, spec.voice_offset + voice_len + 0.5)
-            n = max(1, int(round(base * F)))
-            # a '%' in a file name would make ffmpeg's image demuxer read it as a frame-number pattern
-            literal = ["-f", "image2", "-pattern_type", "none"] if "%" in str(spec.image) else []
-            idx = chain.add_input([*literal, "-i", str(spec.image)])
-            chain.lines.append(f"[{idx}:v]{fitf},format=yuv420p,loop=loop={n - 1}:size=1:start=0,"
-                               f"settb=1/{F},setpts=N[v0]")
-        else:
-            info = require_video(spec.video)
-            end = spec.end if spec.end is not None else (
-                spec.start + spec.duration if spec.duration else info.duration)
-            if spec.start >= info.duration - 0.5 / max(info.fps, 1):
-                raise SegmentError(f"clip start {spec.start:.2f} s is at or past the end of {spec.video} "
-                                   f"({info.duration:.2f} s)")
-            if end > info.duration + 0.05:
-                raise SegmentError(f"clip window ends at {end:.2f} s but {spec.video} is {info.duration:.2f} s long; "
-                                   "shorten the window")
-            end = min(end, info.duration)
-            n = int(round((end - spec.start) * F))
-            if n < 1:
-                raise SegmentError(f"zero-length clip: window {spec.start:.3f}–{end:.3f} s of {spec.video} is "
-                                   f"shorter than one frame at {F} fps")
-            idx = chain.add_input(["-ss", f"{spec.start:.6f}", "-t", f"{end - spec.start + 1.0 / F:.6f}",
-                                   "-i", str(spec.video)])
-            chain.lines.append(f"[{idx}:v]fps={F},{fitf},format=yuv420p,tpad=stop_mode=clone:stop={n},"
-                               f"trim=end_frame={n},settb=1/{F},setpts=N[v0]")
-            if spec.clip_audio and info.has_audio:
-                chain.lines.append(f"[{idx}:a]aresample={SR},aformat=sample_fmts=fltp:channel_layouts=stereo,"
-                                   f"apad=whole_len={n * spf},atrim=end_sample={n * spf},asetpts=PTS-STARTPTS,"
-                                   f"volume={spec.clip_audio_gain_db}dB[a0]")
-                chain.a = "a0"
+        n = _still_input(chain, spec, fmt, voice_len) if spec.image is not None else _clip_input(chain, spec, fmt)
         chain.nframes, chain.v = n, "v0"
-
         for eff in effects:
             chain.apply(eff)
         total = chain.nframes
-
-        # Subtitles (on the final timeline): explicit cues, else the line while the voice speaks.
-        cues = list(spec.subtitle_cues)
-        voice_interval = None
-        if spec.voice is not None:
-            voice_interval = (spec.voice_offset, spec.voice_offset + voice_len)
-            if voice_interval[1] > total / F + 1e-3:
-                raise SegmentError(f"the voice line ({voice_len:.2f} s from {spec.voice_offset:.2f} s) runs past the "
-                                   f"end of the shot ({total / F:.2f} s); lengthen the shot or move the line earlier")
-        if spec.subtitle and not cues:
-            a, b = voice_interval or (0.0, total / F)
-            cues = [SubtitleCue(start=a, end=min(b, total / F), text=spec.subtitle)]
-        for cue in cues:
-            png, h = render_text_png(cue.text, fmt.width, int(fmt.height / 17), "subtitle", scratch,
-                                         video_config().font)
-            y = fmt.height - h - int(0.06 * fmt.height)
-            f0 = max(0, int(round(cue.start * F)))
-            f1 = min(total, int(round(cue.end * F))) - 1
-            if f1 >= f0:
-                chain.overlay_png(png, y, f0, f1)
-
-        chain.v = chain._emit(chain.v, f"trim=end_frame={total},settb=1/{F},setpts=N")
-        audio = _audio_graph(chain, spec, fmt, total, scratch)
-        vout, aout = chain.v, audio
+        cues, voice_interval = _overlay_subtitles(chain, spec, fmt, voice_len, total, scratch)
+        chain.v = chain._emit(chain.v, f"trim=end_frame={total},settb=1/{fmt.fps},setpts=N")
+        vout, aout = chain.v, _audio_graph(chain, spec, fmt, total, scratch)
         transition = 0.0
         if chain.transition_in:
             vout, aout, transition = _crossfade_head(chain, spec, fmt, vout, aout, total)
-
-        args: list[str] = []
-        for inp in chain.inputs:
-            args += inp
-        graph = ";".join(chain.lines)
+        args = [a for inp in chain.inputs for a in inp]
         # Both streams end exactly at `total` frames (trims in the graph); `-frames:v` would cut the audio short.
-        args += ["-filter_complex", graph, "-map", f"[{vout}]", "-map", f"[{aout}]", *fmt.video_args(),
-                 *fmt.audio_args(), *BITEXACT_OUTPUT, "-f", "mp4"]
-        tmp = out_path.with_name(f".{out_path.name}.part")
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        run_ffmpeg([*args, str(tmp)], f"rendering a segment ({spec.image or spec.video})")
-        tmp.replace(out_path)
-        return SegmentResult(out_path, total, F, voice_interval, cues, transition, dict(chain.markers))
+        args += ["-filter_complex", ";".join(chain.lines), "-map", f"[{vout}]", "-map", f"[{aout}]",
+                 *fmt.video_args(), *fmt.audio_args(), *BITEXACT_OUTPUT, "-f", "mp4"]
+        encode_to(args, out_path, f"rendering a segment ({spec.image or spec.video})")
+        return SegmentResult(out_path, total, fmt.fps, voice_interval, cues, transition, dict(chain.markers))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _still_input(chain: EffectChain, spec: SegmentSpec, fmt: OutputFormat, voice_len: float) -> int:
+    """A still looped for the shot (default length: the voice line plus half a second, at least 3 s)."""
+    _check_image(Path(spec.image))
+    base = spec.duration or max(3.0, spec.voice_offset + voice_len + 0.5)
+    n = max(1, int(round(base * fmt.fps)))
+    # a '%' in a file name would make ffmpeg's image demuxer read it as a frame-number pattern
+    literal = ["-f", "image2", "-pattern_type", "none"] if "%" in str(spec.image) else []
+    idx = chain.add_input([*literal, "-i", str(spec.image)])
+    chain.lines.append(f"[{idx}:v]{_fit_filter(fmt, spec.fit)},format=yuv420p,loop=loop={n - 1}:size=1:start=0,"
+                       f"settb=1/{fmt.fps},setpts=N[v0]")
+    return n
+
+
+def _clip_input(chain: EffectChain, spec: SegmentSpec, fmt: OutputFormat) -> int:
+    """A window of a video file at the output rate (and its sound, when asked for and present)."""
+    F, spf = fmt.fps, fmt.samples_per_frame
+    info = require_video(spec.video)
+    end = spec.end if spec.end is not None else (spec.start + spec.duration if spec.duration else info.duration)
+    if spec.start >= info.duration - 0.5 / max(info.fps, 1):
+        raise SegmentError(f"clip start {spec.start:.2f} s is at or past the end of {spec.video} "
+                           f"({info.duration:.2f} s)")
+    if end > info.duration + 0.05:
+        raise SegmentError(f"clip window ends at {end:.2f} s but {spec.video} is {info.duration:.2f} s long; "
+                           "shorten the window")
+    end = min(end, info.duration)
+    n = int(round((end - spec.start) * F))
+    if n < 1:
+        raise SegmentError(f"zero-length clip: window {spec.start:.3f}–{end:.3f} s of {spec.video} is "
+                           f"shorter than one frame at {F} fps")
+    idx = chain.add_input(["-ss", f"{spec.start:.6f}", "-t", f"{end - spec.start + 1.0 / F:.6f}",
+                           "-i", str(spec.video)])
+    chain.lines.append(f"[{idx}:v]fps={F},{_fit_filter(fmt, spec.fit)},format=yuv420p,tpad=stop_mode=clone:"
+                       f"stop={n},trim=end_frame={n},settb=1/{F},setpts=N[v0]")
+    if spec.clip_audio and info.has_audio:
+        chain.lines.append(f"[{idx}:a]aresample={fmt.sample_rate},aformat=sample_fmts=fltp:channel_layouts=stereo,"
+                           f"apad=whole_len={n * spf},atrim=end_sample={n * spf},asetpts=PTS-STARTPTS,"
+                           f"volume={spec.clip_audio_gain_db}dB[a0]")
+        chain.a = "a0"
+    return n
+
+
+def _overlay_subtitles(chain: EffectChain, spec: SegmentSpec, fmt: OutputFormat, voice_len: float, total: int,
+                       scratch: Path) -> tuple[list[SubtitleCue], tuple[float, float] | None]:
+    """Subtitles on the final timeline: explicit cues, else the line while the voice speaks."""
+    F = fmt.fps
+    cues = list(spec.subtitle_cues)
+    voice_interval = None
+    if spec.voice is not None:
+        voice_interval = (spec.voice_offset, spec.voice_offset + voice_len)
+        if voice_interval[1] > total / F + 1e-3:
+            raise SegmentError(f"the voice line ({voice_len:.2f} s from {spec.voice_offset:.2f} s) runs past the "
+                               f"end of the shot ({total / F:.2f} s); lengthen the shot or move the line earlier")
+    if spec.subtitle and not cues:
+        a, b = voice_interval or (0.0, total / F)
+        cues = [SubtitleCue(start=a, end=min(b, total / F), text=spec.subtitle)]
+    for cue in cues:
+        png, h = render_text_png(cue.text, fmt.width, int(fmt.height / 17), "subtitle", scratch, video_config().font)
+        f0, f1 = max(0, int(round(cue.start * F))), min(total, int(round(cue.end * F))) - 1
+        if f1 >= f0:
+            chain.overlay_png(png, fmt.height - h - int(0.06 * fmt.height), f0, f1)
+    return cues, voice_interval
 
 
 def _audio_graph(chain: EffectChain, spec: SegmentSpec, fmt: OutputFormat, total: int, scratch: Path) -> str:

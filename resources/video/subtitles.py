@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, model_validator
 
 from studio.configs.errors import StudioError
+from studio.resources.runtime.files import write_bytes_atomic
 
 
 class SubtitleError(StudioError):
@@ -52,8 +53,6 @@ def srt_text(text: str) -> str:
 
 def write_srt(cues: Sequence[SubtitleCue], path: Path | str) -> Path:
     """Write the cues as SRT (cue text made safe by `srt_text`; unique temp file, then rename)."""
-    from studio.resources.runtime.artifacts import write_bytes_atomic
-
     path = Path(path)
     blocks = [f"{i}\n{_srt_time(c.start)} --> {_srt_time(c.end)}\n{srt_text(c.text)}\n"
               for i, c in enumerate(sorted(cues, key=lambda c: c.start), 1)]

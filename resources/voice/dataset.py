@@ -13,10 +13,8 @@ with a close neighbour) or split at their quietest frame to fit [min_clip_s, max
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from studio.configs.errors import StudioError
 from studio.resources.audio import mix, post
 from studio.resources.media import audio_io
 from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe, sha256_file
+from studio.resources.runtime.files import copy_atomic, write_text_atomic
 from studio.resources.voice.config import DatasetConfig, VADConfig, load_tts_config
 
 CHUNK_STAGE = "voice_dataset_chunk"
@@ -351,14 +350,12 @@ def export_dataset(manifest_refs: list[ArtifactRef], out_dir: Path | str, speake
             dst = wavs / f"{slug}_{m['chunk']:04d}_{i:03d}.wav"
             src = store.local_path(ArtifactRef(**c["ref"]))
             if not (dst.exists() and dst.stat().st_size == src.stat().st_size):
-                tmp = dst.with_suffix(".part")
-                shutil.copyfile(src, tmp)
-                tmp.replace(dst)
+                copy_atomic(src, dst)
             lines.append(f"{dst}|{speaker}|{language}|{c['text']}")
             clips.append({"path": str(dst), "start": c["start"], "end": c["end"], "duration_s": c["duration_s"],
                           "text": c["text"], "chunk": m["chunk"]})
     list_path = out / f"{slug}.list"
-    _atomic_text(list_path, "\n".join(lines) + ("\n" if lines else ""))
+    write_text_atomic(list_path, "\n".join(lines) + ("\n" if lines else ""))
     reasons: dict[str, int] = {}
     for r in rejected:
         key = re.sub(r"\(.*\)", "", r["reason"]).strip()
@@ -370,8 +367,8 @@ def export_dataset(manifest_refs: list[ArtifactRef], out_dir: Path | str, speake
         "without_text": sum(1 for c in clips if not c["text"]),
         "rejected": len(rejected), "rejected_by_reason": reasons, "rejected_clips": rejected, "clip_list": clips,
     }
-    _atomic_text(out / "report.json", json.dumps(report, indent=1))
-    _atomic_text(out / "report.md", report_markdown(report))
+    write_text_atomic(out / "report.json", json.dumps(report, indent=1))
+    write_text_atomic(out / "report.md", report_markdown(report))
     return report
 
 
@@ -383,9 +380,3 @@ def report_markdown(r: dict) -> str:
             f"- list: `{r['list']}`\n- chunks: {r['chunks']} ({r['chunks_reused']} reused from an earlier run)\n"
             f"- clips without text: {r['without_text']}\n\n## Rejected ({r['rejected']})\n\n"
             f"| reason | clips |\n|---|---|\n{rows}\n")
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{hashlib.md5(text.encode()).hexdigest()[:8]}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

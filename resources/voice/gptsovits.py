@@ -30,6 +30,7 @@ from studio.configs.schema import ModelEntry
 from studio.configs.settings import get_settings
 from studio.resources.audio.post import resample
 from studio.resources.media.audio_io import CorruptAudioError, decode_bytes
+from studio.resources.runtime.files import write_text_atomic
 from studio.resources.runtime.servers import stop_process_group, tail_log
 from studio.resources.voice.base import BackendUnavailableError, SynthesisError, SynthesisRequest, VoiceError
 from studio.resources.voice.config import GPTSoVITSBackendConfig, Reference, load_tts_config
@@ -216,10 +217,7 @@ class GPTSoVITSServer:
             self.client.set_sovits_weights(sovits)
             state["sovits"], changed = sovits, True
         if changed:
-            self.weights_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.weights_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps({**state, "url": self.cfg.url(), "t": time.time()}))
-            tmp.replace(self.weights_file)
+            write_text_atomic(self.weights_file, json.dumps({**state, "url": self.cfg.url(), "t": time.time()}))
 
 
 # --------------------------------------------------------------------------- backend

@@ -26,6 +26,7 @@ from pydantic import BaseModel
 
 from studio.resources.audio import mix, post, quality
 from studio.resources.media import audio_io
+from studio.resources.runtime.files import write_text_atomic
 from studio.resources.voice.base import (
     EmptyTextError,
     QualityError,
@@ -296,9 +297,7 @@ def build_timing(y: np.ndarray, spec: LineSpec, sentences: list[dict], report: q
 
 
 def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(obj, indent=1))
 
 
 def synthesize_line_file(character: str, text: str, emotion: str = "neutral", intensity: float = 0.5,

@@ -22,6 +22,7 @@ import yaml
 
 from studio.configs.errors import StudioError
 from studio.configs.schema import config_path
+from studio.resources.runtime.files import atomic_path
 from studio.resources.voice.config import TrainingConfig
 
 
@@ -233,10 +234,8 @@ def register_weights(voice_id: str, gpt: Path, sovits: Path, reference: dict | N
         if refs is None:
             g["references"] = refs = {}
         refs["neutral"] = {"audio": reference["audio"], "text": reference["text"], "language": reference["language"]}
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         y.dump(data, f)
-    tmp.replace(path)
     from studio.resources.voice.config import load_character_voices
 
     load_character_voices()  # the edited file must still validate
