@@ -61,8 +61,23 @@ def _ffprobe(path: Path) -> dict:
 def finished_short(prefect_server, tmp_path_factory):
     """One uninterrupted short from the fixed plan (store A)."""
     root = tmp_path_factory.mktemp("short-a")
-    _finish(_make(root / "store", root / "out", "--plan", str(PLAN)))
+    (root / "make.out").write_text(_finish(_make(root / "store", root / "out", "--plan", str(PLAN))))
     return root
+
+
+def test_make_prints_the_runs_own_page_and_progress_ends_at_100(finished_short):
+    import re
+
+    printed = (finished_short / "make.out").read_text()
+    m = re.search(r"run\s+(http://127\.0\.0\.1:\d+)/runs/flow-run/([0-9a-f-]{36})", printed)
+    assert m, printed
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(m.group(2))
+    assert run.state.is_completed() and run.parameters["out_dir"] == str(finished_short / "out")
+    last = json.loads((finished_short / "out" / "progress.jsonl").read_text().splitlines()[-1])
+    assert last["stage"] == "done" and last["percent"] == 100.0
 
 
 def test_outputs_of_a_short(finished_short):
