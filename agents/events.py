@@ -27,7 +27,8 @@ def noun_phrase(tok: Any) -> str:
     mods = [c for c in tok.children if c.dep_ == "compound" and c.i < tok.i]
     proper = tok.pos_ == "PROPN" or (tok.text[:1].isupper() and not tok.is_sent_start)
     head = tok.text if proper else tok.lemma_.lower()
-    words = [m.text if m.pos_ == "PROPN" or proper else m.lower_ for m in sorted(mods, key=lambda t: t.i)]
+    words = [m.text if m.pos_ == "PROPN" or proper else m.lower_ for m in sorted(mods, key=lambda t: t.i)
+             if not (m.text[:1].isupper() and m.i < tok.i and not proper)]
     return " ".join([*words, head])
 
 

@@ -187,7 +187,11 @@ def _subjects_things(doc: Any, cast: CastTable) -> tuple[list[str], list[str], l
         if tok.i in cast.tokens or tok.dep_ == "compound" or not nlp.is_nounish(tok):
             continue
         lemma = tok.lemma_.lower()
-        if lemma in nlp.FORM_NOUNS or lemma in time_lex or tok.ent_type_ in ("DATE", "TIME"):
+        named = any(c.dep_ == "compound" for c in tok.children)  # "a sack race" is a thing, "a race" is not
+        if any(c.dep_ == "compound" and c.i in cast.tokens for c in tok.children) and tok.tag_ == "NNS" and \
+                not any(c.dep_ == "det" for c in tok.children):
+            continue  # "Frank glides": a verb the tagger read as a plural noun after a name
+        if (lemma in nlp.FORM_NOUNS and not named) or lemma in time_lex or tok.ent_type_ in ("DATE", "TIME"):
             continue
         if lemma in weather_lex:
             weather.append(lemma)

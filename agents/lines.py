@@ -105,10 +105,16 @@ def line_candidates(beat: str, tone: str, verb: str, x: str, place: str, name: s
         pool = list(BEAT_LINES.get(beat, BEAT_LINES["escalation"]).get(tone) or BEAT_LINES[beat]["adventure"])
     if beat in ("setup", "payoff"):
         pool = [*own[:2], *pool]
+    if not x:  # nothing to name: no "{x}" lines
+        pool = [t for t in pool if "_x}" not in t and "{x}" not in t] or ["Here we go!", "What now?", "Wow!"]
     lines = [ln for ln in dict.fromkeys(_fill(t, x, place, name) for t in pool) if ln.lower() not in used]
-    if not lines:  # every composed line was offered already: say what is on screen
-        lines = [_fill("Watch this, {x}!" if x else "Here we go again!", x, place, name)]
-        lines = [ln for ln in lines if ln.lower() not in used] or [f"{name or 'Hey'}, look!"]
+    if not lines:  # a long short used this beat's lines: borrow from the other beats, this tone first
+        spare = [t for b in BEAT_LINES.values() for t in b.get(tone, ())]
+        spare += [t for b in BEAT_LINES.values() for ts in b.values() for t in ts] + list(EVENT_LINES["generic"])
+        spare = spare if x else [t for t in spare if "_x}" not in t and "{x}" not in t]
+        lines = [ln for ln in dict.fromkeys(_fill(t, x, place, name) for t in spare) if ln.lower() not in used]
+    if not lines:
+        lines = [f"Watch this, {x or name or 'everyone'}! ({len(used) + 1})"]
     chosen = lines[:k]
     used.update(ln.lower() for ln in chosen)
     return chosen

@@ -32,6 +32,9 @@ BEAT_VERBS: dict[str, dict[str, tuple[str, ...]]] = {
                "drama": ("say goodbye to", "smile at", "sit with"), "adventure": ("wave at", "sit with", "watch"),
                "spooky": ("laugh at", "peek back at", "wave at"), "romance": ("sit with", "smile at", "hug")},
 }
+# Beats without anything to act on (a request that names no thing, place or second character).
+ALONE_VERBS = {"escalation": ("hurry along", "tiptoe along", "look around"), "climax": ("leap", "spin around", "shout"),
+               "payoff": ("laugh", "smile", "take a bow")}
 SETUP_VERBS = ("arrive at", "look around", "wander through")
 BEAT_CAMERAS = {"setup": ("wide", "medium"), "event": ("medium", "close-up"), "escalation": ("medium", "wide"),
                 "climax": ("close-up", "extreme-close-up"), "payoff": ("wide", "medium"), "any": ("medium", "wide")}
@@ -97,6 +100,12 @@ def _main_event(intent: Intent, lead: list[str]) -> Event:
                  target=x or (intent.characters[1] if len(intent.characters) > 1 else None))
 
 
+def _transitive(verb: str) -> bool:
+    """Whether the request's verb takes an object in the shot ('win' the race, but not 'fail')."""
+    return verb.split()[0] not in ("fail", "sleep", "cry", "laugh", "fall", "wake", "smile", "sneeze", "wait",
+                                   "arrive", "leave", "dance", "sing", "swim", "rest", "die", "relax", "learn")
+
+
 def _cast_for(kind: str, event: Event, cast: list[str], shown: set[str], target: str | None) -> list[str]:
     who = [c for c in (event.subjects or cast[:1]) if c in cast]
     if kind in ("climax", "payoff", "escalation") or not who:
@@ -125,7 +134,10 @@ def compose_story(intent: Intent, registry: PlanRegistry, hits: list[dict[str, A
     rng = random.Random(f"{intent.request}|{seed}")
     cast = [c for c in intent.characters if c in registry.character_ids] or list(registry.character_ids[:1])
     event = _main_event(intent, cast[:1])
-    x = event.target or (intent.things or intent.places or [None])[0]
+    others = [c for c in cast if c not in event.subjects]
+    x = event.target or (intent.things or intent.places or others or [None])[0]
+    if not event.target and x:
+        event = event.model_copy(update={"target": x} if _transitive(event.verb) else {})
     later = [e for e in intent.events if e is not event and e.verb != event.verb]
     kinds = beat_kinds(intent.shots)
     used: set[str] = set(avoid_lines or ())
@@ -144,7 +156,7 @@ def compose_story(intent: Intent, registry: PlanRegistry, hits: list[dict[str, A
         briefs[0].extras = extras
         briefs[0].must_show = list(dict.fromkeys([*briefs[0].must_show, *extras]))
     lead = registry.character(cast[0]).display_name
-    subject = _display(x, registry) or intent.location or "the Day"
+    subject = _display(x, registry) or (intent.location or "").removeprefix("the ") or "Day"
     noun = " ".join(w[:1].upper() + w[1:] for w in subject.split())
     titles = [f"{lead} and the {noun}" if subject[:1].islower() else f"{lead} and {noun}", f"The {noun}"
               if subject[:1].islower() else noun, f"{lead}'s Big Day"]
@@ -159,12 +171,12 @@ def _brief(kind: str, i: int, intent: Intent, registry: PlanRegistry, event: Eve
     tone = intent.tone if intent.tone in BEAT_VERBS["climax"] else "adventure"
     target, modifier = x, ""
     if kind in ("event", "any"):
-        verbs, target, modifier = [event.verb], event.target or x, event.modifier
+        verbs, target, modifier = [event.verb], event.target, event.modifier
     elif kind == "setup":
         verbs, target = list(SETUP_VERBS), None
     else:
         own = later.pop(0) if later and kind in ("climax", "payoff") else None
-        verbs = [own.verb] if own else list(BEAT_VERBS[kind][tone])
+        verbs = [own.verb] if own else list(BEAT_VERBS[kind][tone] if x else ALONE_VERBS[kind])
         if own and own.target:
             target = own.target
         elif own:
