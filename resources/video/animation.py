@@ -50,6 +50,7 @@ ANIMATION_VERSION = 1  # bump when the frames for the same shot change: part of 
 LAYOUT = {"wide": (0.42, 0.86, 1.0), "medium": (0.66, 0.97, 0.8), "close-up": (1.2, 1.28, 0.35),
           "extreme-close-up": (1.9, 1.85, 0.15)}
 COVER_NOUN = "deciduous tree"  # what a character hides behind when the shot names nothing
+THROWN_NOUN = "softball"  # what flies between two characters in a throw/catch when the shot names nothing
 
 
 class AnimationError(StudioError):
@@ -96,6 +97,7 @@ class Scene:
     particles: list
     mouth: dict[str, np.ndarray]  # actor id → openness per frame
     info: dict
+    zoomed: dict = field(default_factory=dict)  # magnification → the set magnified once (constant-zoom cameras)
 
     def metadata(self, frames: dict) -> dict:
         return {**self.info, "actors": [a.info for a in self.actors], "frames": frames,
@@ -139,6 +141,11 @@ def build_scene(shot: Shot, W: int, H: int, fps: int, seconds: float, seed: int,
     if family == "hide" and not any(not props_mod.is_flying(t) for t in prop_nouns):
         prop_nouns.append(COVER_NOUN)
         things_meta.append({"noun": COVER_NOUN, "role": "cover"})
+    thrown = next((t for t in prop_nouns if f"thing:{t}" not in (subject, target)), None)
+    if family in ("throw", "catch") and thrown is None:
+        thrown = THROWN_NOUN
+        prop_nouns.append(thrown)
+        things_meta.append({"noun": thrown, "role": "thrown"})
     actors: list[Actor] = []
     chars = studio_config().characters
     cast = list(shot.characters)
@@ -175,7 +182,7 @@ def build_scene(shot: Shot, W: int, H: int, fps: int, seconds: float, seed: int,
         pid = f"thing:{noun}"
         role = "subject" if pid == subject else "target" if pid == target else \
             "cover" if (family == "hide" and noun == (COVER_NOUN if COVER_NOUN in prop_nouns else prop_nouns[0])) \
-            else "extra"
+            else "projectile" if family in ("throw", "catch") and noun == thrown else "extra"
         actors.append(Actor(ActorSpec(pid, "prop", size, flying=flying, role=role),
                             props_mod.prop_art(match, int(size)), None,
                             info={"id": pid, "kind": "prop", "role": role, "flying": flying, **match.as_dict()}))
@@ -213,13 +220,16 @@ def _scale_rig(rig: dict | None, k: float) -> dict | None:
 
 
 # --------------------------------------------------------------------------- drawing frames
-def _place(a: Actor, i: int) -> tuple[Image.Image, int, int, tuple[float, float] | None]:
-    """The actor's sprite for frame i, its top-left, and where its rig mouth lands (frame pixels)."""
+def _place(a: Actor, i: int, z: float = 1.0, off: tuple[int, int] = (0, 0)
+           ) -> tuple[Image.Image, int, int, tuple[float, float] | None]:
+    """The actor's sprite for frame i, its top-left, and where its rig mouth lands, in frame pixels of a camera
+    that magnifies the set by `z` with its top-left at `off` (in the magnified set)."""
     tr = a.track
-    scale, sx, sy, rot, flip = float(tr.scale[i]), float(tr.sx[i]), float(tr.sy[i]), float(tr.rot[i]), bool(tr.flip[i])
+    scale, sx, sy, rot, flip = float(tr.scale[i]) * z, float(tr.sx[i]), float(tr.sy[i]), float(tr.rot[i]), \
+        bool(tr.flip[i])
     img = a.sprite(scale, sx, sy, rot, flip)
     w0, h0 = a.art.width * round(scale * sx, 2), a.art.height * round(scale * sy, 2)
-    cx, cy = float(tr.x[i]), float(tr.y[i]) - h0 / 2  # rotate about the unrotated sprite's centre
+    cx, cy = float(tr.x[i]) * z - off[0], float(tr.y[i]) * z - off[1] - h0 / 2  # rotate about the centre
     left, top = int(round(cx - img.width / 2)), int(round(cy - img.height / 2))
     mouth = None
     if a.rig is not None:
@@ -231,10 +241,28 @@ def _place(a: Actor, i: int) -> tuple[Image.Image, int, int, tuple[float, float]
     return img, left, top, mouth
 
 
+def _set_view(scene: Scene, i: int) -> tuple[Image.Image, float, tuple[int, int], bool]:
+    """The set as the camera sees it in frame i: (picture, magnification, offset, whether the composed frame
+    still needs resampling). A camera with one magnification for the whole shot (pan, tilt, shake) crops a
+    set magnified once; only a zoom that changes (push-in, pull-out) resamples every frame."""
+    W, H = scene.W, scene.H
+    cx, cy, z = (float(v) for v in scene.camera[i])
+    if z == 1.0 and cx == W / 2 and cy == H / 2:
+        return scene.background.copy(), 1.0, (0, 0), False
+    if np.all(scene.camera[:, 2] == scene.camera[0, 2]):
+        big = scene.zoomed.get(z)
+        if big is None:
+            big = scene.zoomed[z] = scene.background.resize((round(W * z), round(H * z)), Image.LANCZOS)
+        ox = min(max(0, int(round((cx - W / (2 * z)) * z))), big.width - W)
+        oy = min(max(0, int(round((cy - H / (2 * z)) * z))), big.height - H)
+        return big.crop((ox, oy, ox + W, oy + H)), z, (ox, oy), False
+    return scene.background.copy(), 1.0, (0, 0), True
+
+
 def draw_frame(scene: Scene, i: int, hide: frozenset[str] = frozenset()) -> tuple[Image.Image, dict]:
     """Frame i (RGB, camera applied) and what is where on screen: actor id → [x0, y0, x1, y1], mouth boxes."""
     W, H = scene.W, scene.H
-    frame = scene.background.copy()
+    frame, z, off, resample = _set_view(scene, i)
     d = ImageDraw.Draw(frame)
     boxes: dict[str, list[int]] = {}
     mouths: dict[str, list[int] | None] = {}
@@ -242,23 +270,24 @@ def draw_frame(scene: Scene, i: int, hide: frozenset[str] = frozenset()) -> tupl
     for a in order:
         if a.spec.id in hide:
             continue
-        img, left, top, mouth = _place(a, i)
+        img, left, top, mouth = _place(a, i, z, off)
         frame.paste(img, (left, top), img)
         boxes[a.spec.id] = [left, top, left + img.width, top + img.height]
         if a.spec.id in scene.mouth and mouth is not None:
-            box = draw_mouth(d, mouth[0], mouth[1], a.rig["mouth"][2] * float(a.track.scale[i]),
+            box = draw_mouth(d, mouth[0], mouth[1], a.rig["mouth"][2] * float(a.track.scale[i]) * z,
                              float(scene.mouth[a.spec.id][i]))
             mouths[a.spec.id] = [int(v) for v in box] if box else None
-    if weather_layer(d, scene.weather, scene.particles, i / scene.fps, W, H):
-        frame = Image.blend(frame, Image.new("RGB", frame.size, (246, 248, 255)), 0.55)
-    cx, cy, z = scene.camera[i]
-    if z != 1.0 or cx != W / 2 or cy != H / 2:
-        box = (cx - W / (2 * z), cy - H / (2 * z), cx + W / (2 * z), cy + H / (2 * z))
+    if resample:  # a changing zoom: resample the composed frame
+        cx, cy, zz = scene.camera[i]
+        box = (cx - W / (2 * zz), cy - H / (2 * zz), cx + W / (2 * zz), cy + H / (2 * zz))
         frame = frame.resize((W, H), Image.BILINEAR, box=box)
-        to_screen = lambda b: [int(round((b[0] - box[0]) * z)), int(round((b[1] - box[1]) * z)),  # noqa: E731
-                               int(round((b[2] - box[0]) * z)), int(round((b[3] - box[1]) * z))]
+        to_screen = lambda b: [int(round((b[0] - box[0]) * zz)), int(round((b[1] - box[1]) * zz)),  # noqa: E731
+                               int(round((b[2] - box[0]) * zz)), int(round((b[3] - box[1]) * zz))]
         boxes = {k: to_screen(v) for k, v in boxes.items()}
         mouths = {k: (to_screen(v) if v else None) for k, v in mouths.items()}
+        d = ImageDraw.Draw(frame)
+    if weather_layer(d, scene.weather, scene.particles, i / scene.fps, W, H):
+        frame = Image.blend(frame, Image.new("RGB", frame.size, (246, 248, 255)), 0.55)
     return frame, {"boxes": boxes, "mouths": mouths}
 
 

@@ -210,6 +210,10 @@ def plan_motion(family: str, actors: list[ActorSpec], W: int, H: int, ground: fl
             tracks[target.id] = tt
             if family not in ("walk", "run", "fly", "dance"):
                 _face(s, tt.x)
+    projectile = next((a for a in actors if a.role == "projectile"), None)
+    if projectile is not None and subject is not None:
+        tracks[projectile.id] = _throw(tracks[subject.id], tracks.get(target.id) if target else None, family, u,
+                                       subject.height, W, ground)
     for a in actors:
         if a.role == "cover":  # what the subject hides behind, in front of it
             tr = _track(n, L(0.62), ground)
@@ -228,6 +232,28 @@ def plan_motion(family: str, actors: list[ActorSpec], W: int, H: int, ground: fl
         if a.kind == "character":
             _pose(tracks[a.id], emotion if a.role == "subject" or subject is None else "neutral", t, a.height, rng)
     return tracks
+
+
+def _throw(thrower: Track, catcher: Track | None, family: str, u: np.ndarray, h: float, W: int,
+           ground: float) -> Track:
+    """A thrown thing: held at the thrower's hand, a parabola (with spin) to the catcher, then held there.
+    `catch`: it comes in from above the frame edge to the subject's hands."""
+    n = u.size
+    hand = lambda tr: (tr.x + np.where(tr.flip, -1, 1) * h * 0.25, tr.y - h * 0.55)  # noqa: E731
+    if family == "throw" and catcher is not None:
+        (x0, y0), (x1, y1) = hand(thrower), hand(catcher)
+        a, b = 0.25, 0.7
+    else:  # caught by the subject
+        x1, y1 = hand(thrower)
+        x0, y0 = np.full(n, W * (0.02 if x1[0] > W / 2 else 0.98)), np.full(n, ground - h * 1.6)
+        a, b = 0.1, 0.6
+    s = np.clip((u - a) / (b - a), 0, 1)
+    tr = _track(n, 0, 0)
+    tr.x = x0 + (x1 - x0) * s
+    tr.y = y0 + (y1 - y0) * s - 4 * s * (1 - s) * h * 0.6
+    tr.rot = np.where((s > 0) & (s < 1), 360 * s * 1.5, 0.0) % 360
+    tr.z = np.full(n, 0.5)
+    return tr
 
 
 def _pose(tr: Track, emotion: str, t: np.ndarray, h: float, rng: random.Random) -> None:

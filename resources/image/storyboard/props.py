@@ -39,6 +39,17 @@ FLYING = {"butterfly", "bird", "bee", "honeybee", "bat", "dove", "eagle", "owl",
           "crow", "seagull", "pigeon", "hummingbird", "dragonfly", "moth", "wasp", "phoenix", "drone"}
 
 
+# Symbols that are never an object in a scene (and would win embedding matches by spelling: acorn → capricorn).
+_NOT_THINGS = {"button", "keycap", "sign", "symbol", "mark", "aries", "taurus", "gemini", "cancer", "leo", "virgo",
+               "libra", "scorpio", "sagittarius", "capricorn", "aquarius", "pisces", "ophiuchus", "squared",
+               "circled", "arrow", "arrows"}
+# Nouns whose best picture is not the shortest name that ends with them.
+ALIASES = {"ball": "soccer ball", "acorn": "chestnut", "nut": "chestnut", "treasure": "gem stone",
+           "treasure chest": "gem stone", "jewel": "gem stone", "shell": "spiral shell", "sea shell": "spiral shell",
+           "seashell": "spiral shell", "car": "automobile", "boat": "sailboat", "plane": "airplane",
+           "ship": "passenger ship", "bush": "deciduous tree", "flower": "blossom", "bug": "bug"}
+
+
 class PropMatch:
     """How a noun is drawn: an emoji (`char`, `name`, `how` = name|embedding) or a placeholder."""
 
@@ -83,6 +94,8 @@ def catalogue() -> _Catalogue:
             continue
         if "skin tone" in name or name.startswith("flag") or any(0x1F1E6 <= ord(c) <= 0x1F1FF for c in ch):
             continue
+        if set(name.split()) & _NOT_THINGS:  # signs, buttons, zodiac: never a thing on screen
+            continue
         chars.append(ch)
         names.append(name)
     return _Catalogue(tuple(chars), tuple(names))
@@ -106,6 +119,7 @@ def match_by_name(noun: str) -> PropMatch | None:
     cat, key = catalogue(), normalise_noun(noun)
     if not key:
         return None
+    key = ALIASES.get(key, key)
     best: tuple[int, int, int] | None = None  # (rank, name length, index): lower is better
     for i, name in enumerate(cat.names):
         if name == key:

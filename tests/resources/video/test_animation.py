@@ -238,3 +238,15 @@ def test_closer_cameras_keep_the_actors_on_screen(camera):
     _, where = draw_frame(scene, scene.n // 2)
     for box in where["boxes"].values():
         assert box[2] > 0 and box[0] < W and box[3] > 0 and box[1] < H
+
+
+def test_a_thrown_thing_travels_from_the_thrower_to_the_catcher_in_an_arc():
+    shot = Shot(id=7, characters=["frank", "rinky"], action="Frank throws an acorn to Rinky", things=["acorn"],
+                target="rinky", camera="wide")
+    scene = build_scene(shot, W, H, FPS, 3.0, 1)
+    tr = {a.spec.id: a.track for a in scene.actors}
+    nut, frank, rinky = tr["thing:acorn"], tr["frank"], tr["rinky"]
+    assert abs(nut.x[0] - frank.x[0]) < abs(nut.x[0] - rinky.x[0])  # starts in the thrower's hand
+    assert abs(nut.x[-1] - rinky.x[-1]) < abs(nut.x[-1] - frank.x[-1])  # ends in the catcher's
+    mid = len(nut.y) // 2
+    assert nut.y[mid] < min(nut.y[0], nut.y[-1])  # an arc, not a slide
