@@ -45,7 +45,7 @@ def prefect_server(studio_home: Path):
     from studio.resources.runtime.gpu_limit import ensure_gpu_limit
 
     ensure_gpu_limit()
-    yield st.api_url
+    yield st.url
     stop_server()
 
 

@@ -6,21 +6,16 @@ A start lock makes two processes that want the same server start it once.
 
 vLLM runs with `--enable-sleep-mode`: the residency manager's `HeavyModel` callbacks park it with
 `POST /sleep?level=1` (weights to host RAM, ≈1 GB left on the GPU) and activate it with `POST /wake_up`, so
-switching between the LLM and SDXL is a copy, not a 30–90 s restart (FACTS.md, public figures).
+switching between the LLM and SDXL is a copy (public figures: wake-up 0.3–3 s), not a 30–90 s cold start.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,29 +25,19 @@ from studio.configs.settings import get_settings
 from studio.resources.llm.client import LLMError, LLMUnavailableError, OpenAICompatibleClient
 from studio.resources.runtime.model_sources import resolve_model_source
 from studio.resources.runtime.residency import HeavyModel
-from studio.resources.runtime.servers import pid_alive, stop_process_group, tail_log
+from studio.resources.runtime.servers import ManagedServer, ServerStatus
 
 
 class LLMServerError(LLMError):
     pass
 
 
-@dataclass
-class ServerInfo:
-    name: str
-    running: bool
-    healthy: bool
-    pid: int | None
-    url: str
-    log: Path
-    sleeping: bool | None = None
-
-
-class ManagedLLMServer:
-    """Common start/stop/health for a local OpenAI-compatible server process."""
+class ManagedLLMServer(ManagedServer):
+    """A local OpenAI-compatible server process (start/stop/health come from `ManagedServer`)."""
 
     managed = True
-    kind = "server"
+    kind = "LLM"
+    error = LLMServerError
     style = "openai"
     default_start_timeout_s = 120.0
 
@@ -97,84 +82,28 @@ class ManagedLLMServer:
         prefix reuse. Only llama.cpp needs it (see OpenAICompatibleClient)."""
         return self.style == "llama-cpp" and bool(self.entry.options.get("isolate_prompts", True))
 
-    # ------------------------------------------------------------------ state
-    def _recorded_pid(self) -> int | None:
-        try:
-            return int(self.pid_file.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
+    # ------------------------------------------------------------------ state (the lifecycle is ManagedServer's)
+    @property
+    def url(self) -> str:
+        return self.base_url
+
+    def pid_note(self) -> str:
+        return f"{self.port} {self.name}"
 
     def is_healthy(self) -> bool:
         """Healthy = answers /v1/models *and* serves this model (not another server on our port)."""
         return self.name in self.client(timeout_s=3).served_models(timeout_s=3)
 
-    def status(self) -> ServerInfo:
-        pid = self._recorded_pid()
-        running = bool(pid and pid_alive(pid))
-        return ServerInfo(self.name, running, self.is_healthy(), pid if running else None, self.base_url,
-                          self.log_file)
-
-    # ------------------------------------------------------------------ lifecycle
-    @contextlib.contextmanager
-    def _start_lock(self) -> Iterator[None]:
-        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.pid_file.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
-
-    def start(self, wait: bool = True) -> ServerInfo:
-        """Start the server unless it already runs; wait until it serves the model."""
-        with self._start_lock():
-            st = self.status()
-            if st.healthy:
-                return st
-            if not st.running:
-                self._refuse_foreign_port()
-                self.log_file.parent.mkdir(parents=True, exist_ok=True)
-                argv = self.command()
-                with open(self.log_file, "ab") as log:
-                    log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(argv)}\n".encode())
-                    log.flush()
-                    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            env=self.env(), start_new_session=True)
-                self.pid_file.write_text(f"{proc.pid} {self.port} {self.name}\n")
-            if not wait:
-                return self.status()
-            return self._wait_healthy()
-
-    def _refuse_foreign_port(self) -> None:
+    def foreign(self) -> str | None:
         try:
             r = httpx.get(f"{self.base_url}/models", timeout=2)
         except httpx.HTTPError:
-            return  # nothing there: the port is ours to take
-        raise LLMServerError(f"port {self.port} is already used by another server (it answered HTTP "
-                             f"{r.status_code} without serving '{self.name}'). Stop it or set "
-                             "STUDIO_LLM__PORT (or options.port in configs/models.yaml) to a free port.")
+            return None  # nothing there: the port is ours to take
+        return f"it answered HTTP {r.status_code} without serving '{self.name}'"
 
-    def _wait_healthy(self) -> ServerInfo:
-        deadline = time.monotonic() + self.start_timeout_s
-        while time.monotonic() < deadline:
-            st = self.status()
-            if st.healthy:
-                return st
-            if not st.running:
-                raise LLMServerError(f"the {self.kind} server for '{self.name}' exited while starting. Last log "
-                                     f"lines ({self.log_file}):\n{tail_log(self.log_file)}")
-            time.sleep(0.3)
-        raise LLMServerError(f"the {self.kind} server for '{self.name}' did not become healthy within "
-                             f"{self.start_timeout_s:.0f}s; see {self.log_file}")
-
-    def stop(self, timeout_s: float = 15.0) -> bool:
-        pid = self._recorded_pid()
-        if not pid or not pid_alive(pid):
-            self.pid_file.unlink(missing_ok=True)
-            return False
-        stop_process_group(pid, timeout_s)  # own session: its children go too
-        self.pid_file.unlink(missing_ok=True)
-        return True
+    def foreign_error(self, what: str) -> LLMServerError:
+        return LLMServerError(f"port {self.port} is already used by another server ({what}). Stop it or set "
+                              "STUDIO_LLM__PORT (or options.port in configs/models.yaml) to a free port.")
 
     def ensure_running(self) -> OpenAICompatibleClient:
         self.start(wait=True)
@@ -277,7 +206,7 @@ class VLLMEndpoint(ManagedLLMServer):
     def wake_up(self) -> None:
         self._control("POST", "/wake_up")
 
-    def status(self) -> ServerInfo:
+    def status(self) -> ServerStatus:
         st = super().status()
         if st.healthy:
             with contextlib.suppress(LLMError, ValueError):
@@ -335,5 +264,5 @@ def llm_session(endpoint: Any) -> Iterator[OpenAICompatibleClient]:
         yield endpoint.ensure_running()
 
 
-__all__ = ["LlamaCppEndpoint", "VLLMEndpoint", "ManagedLLMServer", "ServerInfo", "LLMServerError",
+__all__ = ["LlamaCppEndpoint", "VLLMEndpoint", "ManagedLLMServer", "LLMServerError",
            "ensure_llm_server", "llm_session", "llm_endpoint", "resolve_model_source"]

@@ -26,8 +26,8 @@ def _check_server() -> Check:
 
     st = server_status()
     if st.healthy:
-        return ("prefect server", True, f"{st.api_url} (UI {st.ui_url})")
-    return ("prefect server", False, f"nothing answers at {st.api_url}: run `studio server start`")
+        return ("prefect server", True, f"{st.url} (UI {st.ui_url})")
+    return ("prefect server", False, f"nothing answers at {st.url}: run `studio server start`")
 
 
 def _check_limit() -> Check:

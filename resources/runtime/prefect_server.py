@@ -8,27 +8,20 @@ it and every client process of the home sends it (`PREFECT_API_AUTH_STRING`). No
 a Prefect block: S3 keys come from each process's environment.
 
 Never Prefect's ephemeral mode for GPU work: there a kill -9 of a slot holder leaks the `gpu-heavy` slot
-forever (FACTS.md). `configure_prefect_env()` must run before `import prefect` in a process — Prefect reads its
-settings at import — and the CLI does that first thing.
+forever (no cleanup service runs there). `configure_prefect_env()` must run before `import prefect` in a
+process — Prefect reads its settings at import — and the CLI does that first thing.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 from studio.configs.errors import StudioError
 from studio.configs.settings import StudioSettings, get_settings
-from studio.resources.runtime.servers import pid_alive, stop_process_group, tail_log
+from studio.resources.runtime.servers import ManagedServer, ServerStatus
 
 
 def results_block_name(s: StudioSettings) -> str:
@@ -97,38 +90,13 @@ def configure_prefect_env(s: StudioSettings | None = None) -> None:
     s.prefect_home.mkdir(parents=True, exist_ok=True)
 
 
-@dataclass
-class ServerStatus:
-    running: bool
-    healthy: bool
-    pid: int | None
-    api_url: str
-    ui_url: str
-    log: Path
-    foreign: str | None = None  # what answers on the port when it is not this home's server
-
-
-
-def _pid_file(s: StudioSettings) -> Path:
-    return s.run_dir / "prefect-server.pid"
-
-
-def _log_file(s: StudioSettings) -> Path:
-    return s.logs_dir / "prefect-server.log"
-
-
 def is_healthy(api_url: str, timeout: float = 2.0) -> bool:
+    """True when a Prefect API answers /health at `api_url` (which says nothing about whose it is)."""
     try:
         with urllib.request.urlopen(f"{api_url}/health", timeout=timeout) as r:
             return r.status == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False
-
-
-def _recorded_pid(s: StudioSettings) -> int | None:
-    with contextlib.suppress(ValueError, OSError):
-        return int(_pid_file(s).read_text().split()[0])
-    return None
 
 
 def _is_local_api(s: StudioSettings, api: str) -> bool:
@@ -164,106 +132,69 @@ def foreign_listener(s: StudioSettings, pid: int | None) -> str | None:
         return f"pid {lp}"
 
 
+class PrefectServer(ManagedServer):
+    """This home's Prefect server: `prefect server start` on 127.0.0.1 with the settings of `server_env`."""
+
+    name = "prefect"
+    kind = "Prefect"
+    error = ServerDownError
+
+    def __init__(self, s: StudioSettings | None = None):
+        self.s = s or get_settings()
+        self.pid_file = self.s.run_dir / "prefect-server.pid"
+        self.log_file = self.s.logs_dir / "prefect-server.log"
+        self.start_timeout_s = self.s.prefect.start_timeout_s
+
+    @property
+    def url(self) -> str:
+        return self.s.prefect.url()
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "prefect", "server", "start", "--host", self.s.prefect.host,
+                "--port", str(self.s.prefect.port)]
+
+    def env(self) -> dict[str, str]:
+        env = {**os.environ, **server_env(self.s)}
+        env.pop("PREFECT_API_URL", None)  # the server must not try to talk to another one
+        return env
+
+    def is_healthy(self) -> bool:
+        return is_healthy(self.url)
+
+    def before_start(self) -> None:
+        self.s.prefect_home.mkdir(parents=True, exist_ok=True)
+
+    def foreign_error(self, what: str) -> ServerDownError:
+        return ServerDownError(f"something answers at {self.url} but it is not this studio's Prefect server "
+                               f"(STUDIO_HOME {self.s.home}): {what}. The studio sends it nothing. Stop that "
+                               "process or give this home its own port with STUDIO_PREFECT__PORT.")
+
+    def status(self) -> ServerStatus:
+        """A shared server named by PREFECT_API_URL counts when this home runs none of its own; the local port
+        counts only when the process listening there is the one this home started."""
+        pid = self.recorded_pid()
+        api = (os.environ.get("PREFECT_API_URL") if self.s.prefect.api_url is None and pid is None else None) \
+            or self.url
+        healthy, foreign = is_healthy(api), None
+        if healthy and _is_local_api(self.s, api):
+            foreign = foreign_listener(self.s, pid)
+            healthy = foreign is None
+        return ServerStatus(self.name, api, pid is not None, healthy, pid, self.log_file, foreign,
+                            ui_url=api.removesuffix("/api"))
+
+
 def server_status(s: StudioSettings | None = None) -> ServerStatus:
-    s = s or get_settings()
-    pid = _recorded_pid(s)
-    running = bool(pid and pid_alive(pid))
-    api = os.environ.get("PREFECT_API_URL") if s.prefect.api_url is None and not running else None
-    api = api or s.prefect.url()
-    healthy = is_healthy(api)
-    foreign = None
-    if healthy and _is_local_api(s, api):
-        foreign = foreign_listener(s, pid if running else None)
-        healthy = foreign is None
-    return ServerStatus(running, healthy, pid if running else None, api,
-                        api.removesuffix("/api"), _log_file(s), foreign)
-
-
-def _foreign_error(s: StudioSettings, what: str) -> ServerDownError:
-    return ServerDownError(f"something answers at {s.prefect.url()} but it is not this studio's Prefect server "
-                           f"(STUDIO_HOME {s.home}): {what}. The studio sends it nothing. Stop that process or "
-                           "give this home its own port with STUDIO_PREFECT__PORT.")
-
-
-@contextlib.contextmanager
-def _start_lock(s: StudioSettings) -> Iterator[None]:
-    """One starter per home at a time (an OS lock: released if the holder dies)."""
-    s.run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(s.run_dir / "prefect-server.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    deadline = time.monotonic() + s.prefect.start_timeout_s + 30
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise ServerDownError("another studio process has been starting the Prefect server for too "
-                                          f"long; see {_log_file(s)}") from None
-                time.sleep(0.2)
-        yield
-    finally:
-        os.close(fd)
+    return PrefectServer(s).status()
 
 
 def start_server(s: StudioSettings | None = None, wait: bool = True) -> ServerStatus:
     """Start the server in the background (own session, survives the CLI), record its PID and log.
     Under the home's start lock: a second caller waits, then finds the first one's server."""
-    s = s or get_settings()
-    with _start_lock(s):
-        return _start_locked(s, wait)
-
-
-def _start_locked(s: StudioSettings, wait: bool) -> ServerStatus:
-    st = server_status(s)
-    if st.healthy:
-        return st
-    if st.foreign:
-        raise _foreign_error(s, st.foreign)
-    if st.running:  # started but not healthy yet
-        return wait_healthy(s) if wait else st
-    for d in (s.run_dir, s.logs_dir, s.prefect_home):
-        d.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **server_env(s)}
-    env.pop("PREFECT_API_URL", None)  # the server must not try to talk to another one
-    log = open(_log_file(s), "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", s.prefect.host, "--port", str(s.prefect.port)],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
-    )
-    _pid_file(s).write_text(f"{proc.pid}\n")
-    if not wait:
-        return server_status(s)
-    return wait_healthy(s, proc)
-
-
-def wait_healthy(s: StudioSettings, proc: subprocess.Popen | None = None) -> ServerStatus:
-    deadline = time.monotonic() + s.prefect.start_timeout_s
-    while time.monotonic() < deadline:
-        if is_healthy(s.prefect.url()):
-            st = server_status(s)
-            if st.foreign:
-                raise _foreign_error(s, st.foreign)
-            return st
-        if proc is not None and proc.poll() is not None:
-            tail = tail_log(_log_file(s))
-            raise ServerDownError(f"the Prefect server exited with code {proc.returncode} while starting.\n"
-                                  f"Last log lines ({_log_file(s)}):\n{tail}\n"
-                                  f"Is port {s.prefect.port} in use? Set STUDIO_PREFECT__PORT to another port.")
-        time.sleep(0.5)
-    raise ServerDownError(f"the Prefect server did not become healthy within {s.prefect.start_timeout_s:.0f}s; "
-                          f"see {_log_file(s)}")
+    return PrefectServer(s).start(wait)
 
 
 def stop_server(s: StudioSettings | None = None, timeout: float = 20.0) -> bool:
-    s = s or get_settings()
-    st = server_status(s)
-    if not st.running or st.pid is None:
-        _pid_file(s).unlink(missing_ok=True)
-        return False
-    stop_process_group(st.pid, timeout)
-    _pid_file(s).unlink(missing_ok=True)
-    return True
+    return PrefectServer(s).stop(timeout)
 
 
 def require_server(s: StudioSettings | None = None) -> str:
@@ -274,8 +205,9 @@ def require_server(s: StudioSettings | None = None) -> str:
         raise ServerDownError(f"no Prefect server answers at {url}. Start it with `studio server start` "
                               "(or pass --start-server); the studio never falls back to ephemeral mode, which "
                               "leaks GPU slots when a process is killed.")
-    if _is_local_api(s, url) and (foreign := foreign_listener(s, _recorded_pid(s))):
-        raise _foreign_error(s, foreign)
+    server = PrefectServer(s)
+    if _is_local_api(s, url) and (foreign := foreign_listener(s, server.recorded_pid())):
+        raise server.foreign_error(foreign)
     return url
 
 

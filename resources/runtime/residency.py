@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.configs.settings import GPU_HEAVY_TAG, get_settings
+from studio.resources.runtime.servers import os_lock
 from studio.resources.runtime.vram import cuda_available
 
 
@@ -127,25 +128,16 @@ class ResidencyManager:
     @contextlib.contextmanager
     def gpu_lock(self, timeout_s: float | None = None) -> Iterator[None]:
         """Exclusive OS lock on this device, across processes. Released by the kernel if we die."""
-        self.lock_dir.mkdir(parents=True, exist_ok=True)
         path = self.lock_dir / f"gpu-{self.device.replace(':', '_')}.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        start = time.monotonic()
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if timeout_s is not None and time.monotonic() - start > timeout_s:
-                        raise TimeoutError(f"GPU {self.device} stayed locked for {timeout_s:.0f}s "
-                                           f"(holder in {path}); see `studio gpu status`") from None
-                    time.sleep(0.05)
+
+        def timed_out() -> Exception:
+            return TimeoutError(f"GPU {self.device} stayed locked for {timeout_s:.0f}s (holder in {path}); "
+                                "see `studio gpu status`")
+
+        with os_lock(path, timeout_s, timed_out) as fd:
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()} {socket.gethostname()} {time.time()}\n".encode())
             yield
-        finally:
-            os.close(fd)  # closing drops the flock
 
     def lock_holder(self) -> str | None:
         path = self.lock_dir / f"gpu-{self.device.replace(':', '_')}.lock"

@@ -17,8 +17,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,7 @@ from studio.configs.settings import get_settings
 from studio.resources.audio.post import resample
 from studio.resources.media.audio_io import CorruptAudioError, decode_bytes
 from studio.resources.runtime.files import write_text_atomic
-from studio.resources.runtime.servers import stop_process_group, tail_log
+from studio.resources.runtime.servers import ManagedServer
 from studio.resources.voice.base import BackendUnavailableError, SynthesisError, SynthesisRequest, VoiceError
 from studio.resources.voice.config import GPTSoVITSBackendConfig, Reference, load_tts_config
 
@@ -109,41 +107,45 @@ def _message(r: httpx.Response) -> str:
 
 
 # --------------------------------------------------------------------------- managed server
-class GPTSoVITSServer:
+class GPTSoVITSServer(ManagedServer):
+    """`api_v2.py` of a GPT-SoVITS checkout, as a managed server (or a remote one at `base_url`)."""
+
+    kind = "GPT-SoVITS"
+    error = GPTSoVITSUnavailableError
+
     def __init__(self, cfg: GPTSoVITSBackendConfig | None = None):
         self.cfg = cfg or load_tts_config().backends.gpt_sovits
         s = get_settings()
+        self.name = "gpt-sovits"
         self.pid_file = s.run_dir / "gpt-sovits.pid"
         self.log_file = s.logs_dir / "gpt-sovits.log"
         self.weights_file = s.run_dir / "gpt-sovits.weights.json"
+        self.start_timeout_s = self.cfg.start_timeout_s
         self.client = GPTSoVITSClient(self.cfg.url(), self.cfg.request_timeout_s)
 
     @property
     def managed(self) -> bool:
         return self.cfg.managed and not self.cfg.base_url
 
+    @property
+    def url(self) -> str:
+        return self.cfg.url()
+
+    @property
+    def cwd(self) -> Path:  # type: ignore[override]
+        return self.checkout()
+
     def checkout(self) -> Path:
         return Path(self.cfg.checkout).expanduser()
 
     def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return pid
+        return self.recorded_pid()
 
     def healthy(self) -> bool:
-        return self.client.healthy(self.cfg.health_path)
+        return self.is_healthy()
 
-    def status(self) -> dict:
-        return {"url": self.cfg.url(), "managed": self.managed, "pid": self.pid(), "healthy": self.healthy(),
-                "log": str(self.log_file), "checkout": str(self.checkout())}
+    def is_healthy(self) -> bool:
+        return self.client.healthy(self.cfg.health_path)
 
     def command(self) -> list[str]:
         subst = {"python": self.cfg.python, "host": self.cfg.host, "port": str(self.cfg.port),
@@ -160,45 +162,14 @@ class GPTSoVITSServer:
                     "set backends.gpt_sovits.checkout in configs/tts_config.yaml")
         return None
 
-    def start(self, wait: bool = True) -> dict:
-        if self.healthy():
-            return self.status()
-        why = self.can_start()
-        if why:
+    def before_start(self) -> None:
+        if why := self.can_start():
             raise GPTSoVITSUnavailableError(why)
-        if self.pid() is None:
-            for d in (self.pid_file.parent, self.log_file.parent):
-                d.mkdir(parents=True, exist_ok=True)
-            self.weights_file.unlink(missing_ok=True)  # a fresh server has its default weights
-            with open(self.log_file, "ab") as log:
-                proc = subprocess.Popen(self.command(), cwd=self.checkout(), stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
-            self.pid_file.write_text(f"{proc.pid}\n")
-        if wait:
-            self.wait_healthy()
-        return self.status()
-
-    def wait_healthy(self) -> None:
-        deadline = time.monotonic() + self.cfg.start_timeout_s
-        while time.monotonic() < deadline:
-            if self.healthy():
-                return
-            if self.managed and self.pid() is None:
-                raise GPTSoVITSUnavailableError(f"the GPT-SoVITS server exited while starting; last log lines "
-                                                f"({self.log_file}):\n{tail_log(self.log_file)}")
-            time.sleep(0.25)
-        raise GPTSoVITSUnavailableError(f"GPT-SoVITS did not become healthy within {self.cfg.start_timeout_s:.0f}s;"
-                                        f" see {self.log_file}")
+        self.weights_file.unlink(missing_ok=True)  # a fresh server has its default weights
 
     def stop(self, timeout_s: float = 20.0) -> bool:
-        pid = self.pid()
         self.weights_file.unlink(missing_ok=True)
-        if pid is None:
-            self.pid_file.unlink(missing_ok=True)
-            return False
-        stop_process_group(pid, timeout_s)  # also reaps it when this process started it
-        self.pid_file.unlink(missing_ok=True)
-        return True
+        return super().stop(timeout_s)
 
     # weights the server has loaded, as last set by any studio process (callers hold the GPU lock)
     def loaded_weights(self) -> dict:

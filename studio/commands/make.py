@@ -142,7 +142,7 @@ def _make_into(target: Path, req: str, prof: str, shots: int | None, seed: int, 
             require_server()  # the clear error: not this studio's server, or how to start it
         out.print(Text.assemble(("The Prefect server is not running: starting it", "yellow"), f" (log {st.log})…"))
         st = _start()
-        out.print(Text(f"server up at {st.api_url}"))
+        out.print(Text(f"server up at {st.url}"))
     if start_server:  # the UI's pictures and the playable short need the file server beside the Prefect server
         from studio.resources.runtime.file_server import start_file_server
 

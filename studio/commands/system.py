@@ -27,7 +27,7 @@ def server_start() -> None:
 
     limit = ensure_gpu_limit()
     verb = "already running" if before.healthy else "started"
-    out.print(f"Prefect server {verb}: pid {st.pid or '?'} · API {st.api_url} · UI [link]{st.ui_url}[/link]")
+    out.print(f"Prefect server {verb}: pid {st.pid or '?'} · API {st.url} · UI [link]{st.ui_url}[/link]")
     out.print(f"gpu-heavy limit verified: {limit} · log {st.log}")
     from studio.resources.runtime.file_server import start_file_server
 
@@ -53,7 +53,7 @@ def server_status_cmd() -> None:
 
     st = server_status()
     state = "[green]healthy[/]" if st.healthy else ("[yellow]starting/unhealthy[/]" if st.running else "[red]down[/]")
-    out.print(f"server: {state} · pid {st.pid or '-'} · API {st.api_url}")
+    out.print(f"server: {state} · pid {st.pid or '-'} · API {st.url}")
     out.print(f"UI: [link]{st.ui_url}[/link] · log {st.log}")
     if not st.healthy:
         out.print("start it with: studio server start")

@@ -140,7 +140,7 @@ def server_start() -> None:
     """Start api_v2.py from the configured GPT-SoVITS checkout and wait until it answers."""
     from studio.resources.voice.gptsovits import GPTSoVITSServer
 
-    out.print(GPTSoVITSServer().start())
+    out.print(GPTSoVITSServer().start().as_dict())
 
 
 @server_app.command("stop")
@@ -154,7 +154,7 @@ def server_stop() -> None:
 def server_status() -> None:
     from studio.resources.voice.gptsovits import GPTSoVITSServer
 
-    out.print(GPTSoVITSServer().status())
+    out.print(GPTSoVITSServer().status().as_dict())
 
 
 def _ensure_server(start: bool) -> None:
