@@ -18,6 +18,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 from studio.configs.errors import StudioError
 from studio.configs.settings import StudioSettings, get_settings
@@ -195,6 +196,19 @@ def start_server(s: StudioSettings | None = None, wait: bool = True) -> ServerSt
 
 def stop_server(s: StudioSettings | None = None, timeout: float = 20.0) -> bool:
     return PrefectServer(s).stop(timeout)
+
+
+def ensure_server(start: bool = True, say: Callable[[str], None] | None = None) -> ServerStatus:
+    """The healthy server of this home, started (and `say` told so) when it is down and `start` allows; a
+    foreign server on the port, or a down one with `start=False`, raises the error saying what to do."""
+    st = server_status()
+    if st.healthy:
+        return st
+    if st.foreign or not start:
+        require_server()  # raises: not this studio's server, or how to start it
+    if say:
+        say(f"The Prefect server is not running: starting it (log {st.log})…")
+    return start_server()
 
 
 def require_server(s: StudioSettings | None = None) -> str:

@@ -8,8 +8,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from studio.configs.errors import StudioError
-
 out = Console()
 err = Console(stderr=True)
 images_app = typer.Typer(help="Image generation: keyframe batches, contact sheets.", no_args_is_help=True)
@@ -24,17 +22,12 @@ def batch(file: Path = typer.Argument(..., exists=True, dir_okay=False, help="Ba
           start_server: bool = typer.Option(True, help="Start the local Prefect server when it is down.")) -> None:
     """Render a batch (characters × prompts × seeds × LoRA weights) as a Prefect flow run."""
     from studio.flows.generate_images import generate_images, plan_batch
-    from studio.resources.runtime.prefect_server import server_status
-    from studio.resources.runtime.prefect_server import start_server as _start
+    from studio.resources.runtime.prefect_server import ensure_server
 
     # Bad files, names, sizes and model paths fail here, before the server starts or a model loads.
     spec, backend, _embedder, items, _ = plan_batch(str(file.resolve()))
     err.print(f"batch '{spec.name}': {len(items)} images with {backend.name} ({backend.model_id})")
-    if not server_status().healthy:
-        if not start_server:
-            raise StudioError("the Prefect server is down: run `studio server start`")
-        err.print("Prefect server is not running: starting it (studio server start)…")
-        _start()
+    ensure_server(start_server, say=err.print)
     summary = generate_images(batch_file=str(file.resolve()), out_dir=str(out_dir.resolve()) if out_dir else None)
     t = Table("#", "character", "seed", "LoRA w", "score", "status", "tries", "image", title=spec.name)
     for r in summary["items"]:

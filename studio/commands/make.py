@@ -133,16 +133,9 @@ def make(request: str = typer.Argument(..., help="what the short is about"),
 
 def _make_into(target: Path, req: str, prof: str, shots: int | None, seed: int, plan: dict | None,
                start_server: bool) -> None:
-    from studio.resources.runtime.prefect_server import ensure_result_storage, require_server, server_status
-    from studio.resources.runtime.prefect_server import start_server as _start
+    from studio.resources.runtime.prefect_server import ensure_result_storage, ensure_server
 
-    st = server_status()
-    if not st.healthy:
-        if st.foreign or not start_server:
-            require_server()  # the clear error: not this studio's server, or how to start it
-        out.print(Text.assemble(("The Prefect server is not running: starting it", "yellow"), f" (log {st.log})…"))
-        st = _start()
-        out.print(Text(f"server up at {st.url}"))
+    st = ensure_server(start_server, say=lambda msg: out.print(Text(msg, style="yellow")))
     if start_server:  # the UI's pictures and the playable short need the file server beside the Prefect server
         from studio.resources.runtime.file_server import start_file_server
 

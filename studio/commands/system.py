@@ -7,6 +7,7 @@ import json
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from studio.configs.errors import StudioError
 
@@ -127,14 +128,9 @@ def demo(label: str = typer.Option("demo"), tasks: int = typer.Option(3, min=1, 
          hold_s: float = typer.Option(0.0, help="seconds each task holds the model (simulates a long render)"),
          start_server: bool = typer.Option(True, help="start the local server when it is down")) -> None:
     """Run the spine's smoke flow: heavy tasks through the residency manager, cached on rerun."""
-    from studio.resources.runtime.prefect_server import server_status
-    from studio.resources.runtime.prefect_server import start_server as _start
+    from studio.resources.runtime.prefect_server import ensure_server
 
-    if not server_status().healthy:
-        if not start_server:
-            raise StudioError("the Prefect server is down: run `studio server start`")
-        out.print("Prefect server is not running: starting it (studio server start)…")
-        _start()
+    ensure_server(start_server, say=lambda msg: out.print(Text(msg)))
     from studio.flows.heavy_demo import heavy_demo
     from studio.resources.runtime.prefect_server import ensure_result_storage
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from studio.configs.errors import StudioError
 
@@ -158,14 +159,9 @@ def server_status() -> None:
 
 
 def _ensure_server(start: bool) -> None:
-    from studio.resources.runtime.prefect_server import server_status as prefect_status
-    from studio.resources.runtime.prefect_server import start_server as prefect_start
+    from studio.resources.runtime.prefect_server import ensure_server
 
-    if not prefect_status().healthy:
-        if not start:
-            raise StudioError("the Prefect server is down: run `studio server start`")
-        err.print("Prefect server is not running: starting it (studio server start)…")
-        prefect_start()
+    ensure_server(start, say=lambda msg: err.print(Text(msg)))
 
 
 def register(app: typer.Typer) -> None:
