@@ -18,10 +18,8 @@ import argparse
 import mimetypes
 import os
 import re
-import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -31,7 +29,7 @@ from pathlib import Path
 
 from studio.configs.errors import StudioError
 from studio.configs.settings import StudioSettings, get_settings
-from studio.resources.runtime.servers import pid_alive, stop_process_group, tail_log
+from studio.resources.runtime.servers import ManagedServer
 
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 TYPES = {".mp4": "video/mp4", ".png": "image/png", ".jpg": "image/jpeg", ".wav": "audio/wav",
@@ -184,12 +182,31 @@ def serve_in_thread(roots: dict[str, Path], host: str = "127.0.0.1", port: int =
 
 
 # ----------------------------------------------------------------------------- the background process
-def _pid_file(s: StudioSettings) -> Path:
-    return s.run_dir / "file-server.pid"
+class FileServer(ManagedServer):
+    """The read-only file server as a background process of this home (started beside the Prefect server)."""
 
+    name = "files"
+    kind = "file"
 
-def _log_file(s: StudioSettings) -> Path:
-    return s.logs_dir / "file-server.log"
+    def __init__(self, s: StudioSettings | None = None, timeout_s: float = 15.0):
+        self.s = s or get_settings()
+        self.pid_file = self.s.run_dir / "file-server.pid"
+        self.log_file = self.s.logs_dir / "file-server.log"
+        self.start_timeout_s = timeout_s
+
+    @property
+    def url(self) -> str:
+        return self.s.files.url()
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "studio.resources.runtime.file_server"]
+
+    def is_healthy(self) -> bool:
+        return is_serving(self.s)
+
+    def foreign_error(self, what: str) -> StudioError:
+        return StudioError(f"the file server's port is taken ({what}); set STUDIO_FILES__PORT to another port "
+                           "(or STUDIO_FILES__ENABLED=false)")
 
 
 def is_serving(s: StudioSettings | None = None, timeout: float = 1.0) -> bool:
@@ -208,37 +225,15 @@ def start_file_server(s: StudioSettings | None = None, timeout_s: float = 15.0) 
     s = s or get_settings()
     if not s.files.enabled:
         return None
-    if is_serving(s):
-        return s.files.url()
-    for d in (s.run_dir, s.logs_dir):
-        d.mkdir(parents=True, exist_ok=True)
-    with open(_log_file(s), "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "studio.resources.runtime.file_server"], stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    _pid_file(s).write_text(f"{proc.pid}\n")
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if is_serving(s):
-            return s.files.url()
-        if not pid_alive(proc.pid):
-            break
-        time.sleep(0.2)
-    raise StudioError(f"the file server did not start on {s.files.url()}; last log lines:\n{tail_log(_log_file(s))}\n"
-                      "Is the port in use? Set STUDIO_FILES__PORT to another port (or STUDIO_FILES__ENABLED=false).")
+    try:
+        return FileServer(s, timeout_s).start().url
+    except StudioError as e:
+        raise StudioError(f"{e}\nIs the port in use? Set STUDIO_FILES__PORT to another port (or "
+                          "STUDIO_FILES__ENABLED=false).") from None
 
 
 def stop_file_server(s: StudioSettings | None = None) -> bool:
-    s = s or get_settings()
-    pf = _pid_file(s)
-    try:
-        pid = int(pf.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return False
-    alive = pid_alive(pid)
-    if alive:
-        stop_process_group(pid, 5.0)
-    pf.unlink(missing_ok=True)
-    return alive
+    return FileServer(s).stop(5.0)
 
 
 def main(argv: list[str] | None = None) -> None:
