@@ -39,12 +39,24 @@ from studio.resources.video.config import video_config  # noqa: E402
 from studio.resources.video.scenes import film_scenes  # noqa: E402
 
 
-def _median_time(fn, repeats: int) -> tuple[float, object]:
-    times, out = [], None
+def _cpu() -> float:
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _median_time(fn, repeats: int, cpu: dict | None = None, name: str = "") -> tuple[float, object]:
+    """Median wall seconds; the median CPU seconds (this process + finished children, steadier under load)
+    go to cpu[name]."""
+    times, cpus, out = [], [], None
     for _ in range(repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), _cpu()
         out = fn()
         times.append(time.perf_counter() - t)
+        cpus.append(_cpu() - c)
+    if cpu is not None:
+        cpu[name] = statistics.median(cpus)
     return statistics.median(times), out
 
 
@@ -86,16 +98,20 @@ def bench_cuts(video: Path, repeats: int, folder: Path) -> dict:
         return psd_cuts(), detect(str(video), ThresholdDetector())
 
     rows: dict[str, float] = {}
-    rows["PySceneDetect detect(ContentDetector()) — cuts only"], oracle = _median_time(psd_cuts, repeats)
-    rows["PySceneDetect cuts + fades (detect() twice: Content, Threshold)"], _ = _median_time(psd_cuts_and_fades,
-                                                                                              repeats)
-    rows["scenedetect CLI detect-content list-scenes"], cli = _median_time(lambda: cli_cuts(video, folder), repeats)
+    cpu: dict[str, float] = {}
+    k1, k2, k3 = ("PySceneDetect detect(ContentDetector()) — cuts only",
+                  "PySceneDetect cuts + fades (detect() twice: Content, Threshold)",
+                  "scenedetect CLI detect-content list-scenes")
+    rows[k1], oracle = _median_time(psd_cuts, repeats, cpu, k1)
+    rows[k2], _ = _median_time(psd_cuts_and_fades, repeats, cpu, k2)
+    rows[k3], cli = _median_time(lambda: cli_cuts(video, folder), repeats, cpu, k3)
     runs = {"studio, 1 process (cuts + transitions)": dict(chunk_seconds=whole),
             "studio, 2 chunks on 1 process": dict(chunk_seconds=half),
             "studio, 2 chunks on 2 processes": dict(chunk_seconds=half, workers=2)}
     found = {}
     for name, kw in runs.items():
-        rows[name], found[name] = _median_time(lambda kw=kw: film_scenes(video, cfg, "content", **kw), repeats)
+        rows[name], found[name] = _median_time(lambda kw=kw: film_scenes(video, cfg, "content", **kw), repeats,
+                                               cpu, name)
     for name, res in found.items():
         assert res["cuts"] == oracle or max(abs(a - b) for a, b in zip(res["cuts"], oracle, strict=True)) < 1e-6, \
             f"{name}: {res['cuts']} != {oracle}"
@@ -103,7 +119,7 @@ def bench_cuts(video: Path, repeats: int, folder: Path) -> dict:
     one = found["studio, 1 process (cuts + transitions)"]
     return {"video": f"{video.name}: {info.width}x{info.height}, {info.duration:.1f} s, {info.n_frames} frames",
             "frames": info.n_frames, "cuts": len(oracle), "transitions": len(one["transitions"]),
-            "seconds": rows, "fps": {k: info.n_frames / v for k, v in rows.items()},
+            "seconds": rows, "fps": {k: info.n_frames / v for k, v in rows.items()}, "cpu_seconds": cpu,
             "identical_cuts": True}
 
 
@@ -152,9 +168,9 @@ def main() -> None:
         base = s["seconds"]["PySceneDetect detect(ContentDetector()) — cuts only"]
         print(f"\nCut detection — {s['video']}; {s['cuts']} cuts, {s['transitions']} transitions; "
               "every studio cut list identical to detect()'s and the CLI's\n\n"
-              "| method | wall s | frames/s | vs detect() |\n|---|---|---|---|")
+              "| method | wall s | frames/s | vs detect() | CPU s |\n|---|---|---|---|---|")
         for k, v in s["seconds"].items():
-            print(f"| {k} | {v:.2f} | {s['fps'][k]:.0f} | ×{base / v:.2f} |")
+            print(f"| {k} | {v:.2f} | {s['fps'][k]:.0f} | ×{base / v:.2f} | {s['cpu_seconds'][k]:.1f} |")
     c = res["camera"]
     print(f"\nCamera motion — {len(c['clips'])} synthetic clips: median error {100 * c['median_rel_error']:.1f} %, "
           f"max {100 * c['max_rel_error']:.1f} %, direction right {c['directions_right']}/{len(c['clips'])}, "
