@@ -109,3 +109,30 @@ def test_file_url_maps_only_served_folders(tmp_path, monkeypatch):
         assert file_url(tmp_path / "store" / ".." / "x.mp4") is None
     finally:
         get_settings.cache_clear()
+
+
+def test_background_server_starts_serves_and_stops(tmp_path, monkeypatch):
+    """What `studio server start` / `stop` do: a process of its own on the configured loopback port."""
+    from support.env import free_port
+
+    from studio.configs.settings import get_settings
+    from studio.resources.runtime.file_server import is_serving, start_file_server, stop_file_server
+
+    port = free_port()
+    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("STUDIO_FILES__PORT", str(port))
+    get_settings.cache_clear()
+    try:
+        (tmp_path / "home" / "shorts" / "a").mkdir(parents=True)
+        (tmp_path / "home" / "shorts" / "a" / "subtitles.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nhi\n")
+        assert start_file_server() == f"http://127.0.0.1:{port}"
+        status, h, body = _get(port, "/files/shorts/a/subtitles.srt")
+        assert status == 200 and body.endswith(b"hi\n") and h["content-type"].startswith("text/plain")
+        assert start_file_server() == f"http://127.0.0.1:{port}"  # already serving: no second process
+        assert stop_file_server() and not is_serving()
+        monkeypatch.setenv("STUDIO_FILES__ENABLED", "false")
+        get_settings.cache_clear()
+        assert start_file_server() is None and file_url(tmp_path / "home" / "shorts" / "a" / "x.png") is None
+    finally:
+        stop_file_server()
+        get_settings.cache_clear()
