@@ -194,10 +194,14 @@ def weather_for(weather: str, *texts: str) -> str:
     return next((kind for kind, keys in WEATHER_WORDS.items() if words & set(keys.split())), "clear")
 
 
+SKY_WORDS = {"sun", "moon", "sky", "stars", "sunrise", "sunset", "daylight", "sunshine", "moonlight"}
+
+
 def place_kind(noun: str) -> str | None:
-    """'scenery' or 'weather' when a thing of the plan is a place or a weather (the sea, a storm), else None."""
+    """'scenery' or 'weather' when a thing of the plan is a place, the sky or a weather (the sea, the sun, a
+    storm: the set draws them), else None."""
     words = set(noun.lower().split())
-    if any(words & set(keys.split()) for _, keys in SCENERY_WORDS):
+    if words & SKY_WORDS or any(words & set(keys.split()) for _, keys in SCENERY_WORDS):
         return "scenery"
     if any(words & set(keys.split()) for keys in WEATHER_WORDS.values()):
         return "weather"
