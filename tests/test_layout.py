@@ -138,3 +138,10 @@ def test_every_package_folder_is_listed_in_pyproject():
     missing_init = [str(f.relative_to(REPO)) for f in folders if not (f / "__init__.py").exists()]
     assert not missing_init, f"package folders without __init__.py: {missing_init}"
     assert packages <= listed, f"add to pyproject's packages: {sorted(packages - listed)}"
+
+
+def test_no_test_folder_shadows_the_package():
+    """tests/ is on sys.path (pytest's pythonpath): a folder there named like an import root would be imported
+    instead of the installed package."""
+    clashes = [p.name for p in (REPO / "tests").iterdir() if p.is_dir() and p.name in ("studio", *ROOTS)]
+    assert not clashes, f"rename these test folders: {clashes}"
