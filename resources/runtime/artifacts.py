@@ -188,13 +188,17 @@ class ArtifactStore:
         return f"{self._dir(recipe, key)}/{key}.json"
 
     def check_ref(self, ref: ArtifactRef) -> ArtifactRef:
-        """Refuse a ref whose uri is not the data file `put_file` would name for it inside this store."""
+        """The ref with its uri rebuilt inside this store from its validated parts: the data file is always
+        `<root>/<stage>/<key[:2]>/<key>-<sha[:12]><suffix>`, so the folder a record names is never used — a
+        store copied or moved to another place (another STUDIO_HOME, another bucket) keeps its artifacts, and a
+        crafted uri cannot point anywhere else. A file name that is not that shape is refused."""
         ref = ArtifactRef.model_validate(ref.model_dump())  # re-validate (a ref may come from anywhere)
-        stem = f"{self._dir(ref.stage, ref.key)}/{ref.key}-{ref.sha256[:12]}"
-        if not ref.uri.startswith(stem) or not SUFFIX.match(ref.uri[len(stem):]):
-            raise StoreError(f"artifact {ref.short}: its uri {ref.uri!r} is not inside the store {self.uri} "
-                             "where the studio writes it; the record was tampered with or is from another store")
-        return ref
+        name = ref.uri.rsplit("/", 1)[-1]
+        expected = f"{ref.key}-{ref.sha256[:12]}"
+        if not name.startswith(expected) or not SUFFIX.match(name[len(expected):]):
+            raise StoreError(f"artifact {ref.short}: its uri {ref.uri!r} does not name the data file the studio "
+                             "writes for it; the record was tampered with")
+        return ref.model_copy(update={"uri": f"{self._dir(ref.stage, ref.key)}/{name}"})
 
     # ------------------------------------------------------------------ reads
     def _read_json(self, path: str) -> Any:
@@ -217,7 +221,7 @@ class ArtifactStore:
                        ref: ArtifactRef | None = None) -> Sidecar | None:
         try:
             side = Sidecar.model_validate(meta)
-            self.check_ref(side)
+            side = side.model_copy(update={"uri": self.check_ref(side).uri})
             if recipe is not None and (side.key != recipe.key() or side.stage != recipe.stage):
                 raise StoreError(f"it names key {side.key[:12]}/stage {side.stage}, not its own path's")
             if ref is not None and (side.key, side.sha256) != (ref.key, ref.sha256):

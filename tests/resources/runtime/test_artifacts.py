@@ -91,3 +91,19 @@ def test_two_processes_writing_the_same_key_stay_consistent(tmp_path):
     assert ref is not None, "the last committed sidecar must name an intact file"
     assert store.read_bytes(ref).startswith(b"writer-")
     assert not list(Path(root).rglob("*.tmp"))
+
+
+def test_a_copied_store_keeps_its_artifacts(tmp_path):
+    """Sidecars name their data file; the folder they recorded is never used, so a store moved or copied to
+    another place (a new STUDIO_HOME, a synced bucket) still finds every artifact, verified."""
+    import shutil
+
+    first = ArtifactStore(str(tmp_path / "a"))
+    r = _recipe(x=7)
+    ref = first.put_bytes(r, b"finished work" * 100, "text/plain", ".txt")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    shutil.rmtree(tmp_path / "a")
+    moved = ArtifactStore(str(tmp_path / "b"))
+    found = moved.lookup(r)
+    assert found is not None and found.sha256 == ref.sha256
+    assert found.uri.startswith(str(tmp_path / "b")) and moved.local_path(found).read_bytes() == b"finished work" * 100
