@@ -7,6 +7,7 @@ import multiprocessing as mp
 from pathlib import Path
 
 import pytest
+from support.workers import write_thirty_versions
 
 from studio.resources.runtime.artifacts import ArtifactStore, Recipe, StoreError
 
@@ -70,17 +71,12 @@ def test_failed_write_commits_nothing(tmp_path):
         store.lookup_or_make(r, ".bin", "application/octet-stream", lambda p: p.write_bytes(b""))
 
 
-def _writer(root: str, i: int, q) -> None:
-    store = ArtifactStore(root)
-    r = Recipe(stage="race", backend="t", params={"k": 1})
-    refs = [store.put_bytes(r, f"writer-{i}-{n}".encode() * 1000, "text/plain", ".txt") for n in range(30)]
-    q.put(len(refs))
 
 
 def test_two_processes_writing_the_same_key_stay_consistent(tmp_path):
     root = str(tmp_path / "s")
     q = mp.get_context("spawn").Queue()
-    procs = [mp.get_context("spawn").Process(target=_writer, args=(root, i, q)) for i in range(2)]
+    procs = [mp.get_context("spawn").Process(target=write_thirty_versions, args=(root, i, q)) for i in range(2)]
     for p in procs:
         p.start()
     for p in procs:
