@@ -150,9 +150,10 @@ def plan_short(request: str, shots: int | None = None, seed: int = 0, *, profile
         cp.delete_thread(thread)  # finished either way: nothing left to resume
     if result.get("status") != "planned" or not result.get("plan"):
         problems = "\n".join(f"  - {e}" for e in result.get("errors", [])[:10])
-        raise PlanningError(f"the model ({model_id}) did not produce a plan that is valid and follows the request "
-                            f"after {report['attempts']} attempt(s); last problems:\n{problems}\nTry another --seed, "
-                            "fewer --shots, or a larger model (--profile gpu). Nothing was written.")
+        raise PlanningError(f"the model ({model_id}) did not produce a valid plan after {report['attempts']} "
+                            f"attempt(s) (valid: registry rules and fidelity to the request); last problems:\n"
+                            f"{problems}\nTry another --seed, fewer --shots, or a larger model (--profile gpu). "
+                            "Nothing was written.")
     return validate_plan(result["plan"], registry), report
 
 
