@@ -147,6 +147,8 @@ def _used_as_character(tok: Any, cast: CastTable) -> bool:
         return _used_as_character(tok.head, cast) or tok.head.pos_ == "PROPN"
     if dep in ("nsubj", "nsubjpass"):
         return True
+    if dep == "amod" and tok.head.pos_ == "VERB":
+        return True  # "a short of Shrek meeting Luca": the small tagger reads the name as the gerund's modifier
     if dep in ("dobj", "dative", "attr", "appos", "ROOT", "npadvmod"):
         return tok.ent_type_ not in nlp.NOT_NAME_ENTS
     if dep == "pobj":
@@ -163,7 +165,8 @@ def unknown_characters(doc: Any, cast: CastTable, registry: PlanRegistry) -> lis
     for tok in doc:
         if tok.i in cast.tokens or tok.dep_ == "compound" or not tok.text[:1].isupper() or len(tok.text) < 2:
             continue
-        if tok.pos_ != "PROPN" and not (tok.ent_type_ == "PERSON" and tok.i > 0):
+        misread_name = tok.pos_ == "NOUN" and tok.i > 0 and tok.dep_ == "amod" and tok.head.pos_ == "VERB"
+        if tok.pos_ != "PROPN" and not (tok.ent_type_ == "PERSON" and tok.i > 0) and not misread_name:
             continue
         if any(c.lower_ in _DETS for c in tok.children if c.dep_ in ("det", "poss")):
             continue  # "a Vespa", "the Eiffel Tower": a thing

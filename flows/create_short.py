@@ -9,33 +9,30 @@ in the Prefect UI shows descriptions, the profile's choices, defaults and bounds
 the run starts.
 """
 
-import re
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
+from prefect.states import Failed
 from pydantic import Field
 
+from studio.configs.errors import StudioError
 from studio.configs.settings import Profile, get_settings
 from studio.configs.vocabulary import MAX_SHOTS
 from studio.resources.runtime.artifacts import ArtifactStore
 from studio.resources.runtime.gpu_limit import prepare_flow_run
+from studio.resources.runtime.outputs import folder_name, hold_output_folder
 from studio.tasks import short_report, shorts
 from studio.tasks.planning import load_plan, plan_short_in_flow
 
 MAX_REQUEST_CHARS = 100_000
 
 
-def slugify(text: str, n: int = 40) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return slug[:n].rstrip("-") or "untitled"
-
-
 def _run_name() -> str:
     from prefect.runtime import flow_run
 
-    return f"short-{slugify(str(flow_run.parameters.get('request', '')))}"
+    return f"short-{folder_name(str(flow_run.parameters.get('request', '')))}"
 
 
 @flow(name="create-short", flow_run_name=_run_name, log_prints=True, validate_parameters=True)
@@ -65,13 +62,16 @@ def create_short(
 
     profile = resolve_profile(profile)
     prepare_flow_run(heavy=profile == "gpu")
-    from studio.resources.runtime.outputs import folder_name, hold_output_folder
-
     out = Path(out_dir or get_settings().home / "shorts" / folder_name(request)).expanduser().resolve()
     with hold_output_folder(out):  # one run per output folder (re-entrant: `studio make` already holds it)
         job = shorts.ShortJob(request, profile, seed, ArtifactStore.from_settings(), out)
         try:
             return _make(job, shots, plan, max_revisions)
+        except StudioError as e:  # the user's input or set-up: the message says what to change, no traceback
+            if job.progress:
+                job.progress.failed(e)
+            get_run_logger().error("%s", e)
+            return Failed(message=str(e), data=e)  # the run ends Failed; `studio make` re-raises `e` from it
         except BaseException as e:
             if job.progress:
                 job.progress.failed(e)

@@ -12,14 +12,13 @@ It is re-entrant within a process, so the CLI can hold it around the flow that t
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from studio.configs.errors import StudioError
+from studio.resources.runtime.servers import os_lock
 
 LOCK_NAME = ".studio-run.lock"
 
@@ -53,25 +52,20 @@ def hold_output_folder(folder: Path) -> Iterator[Path]:
         raise OutputFolderError(f"cannot create the output folder {folder}: {e.strerror or e}. Free disk space, "
                               "fix its permissions or pass another --out.") from None
     key = str(folder.resolve())
-    with _GUARD:
-        if key in _HELD:
-            _HELD[key] += 1
-            fd = None
-        else:
-            fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                raise OutputFolderError(f"another run is writing into {folder} right now; wait for it to finish "
-                                      "or pass another --out") from None
-            _HELD[key] = 1
-    try:
-        yield folder
-    finally:
+
+    def busy() -> Exception:
+        return OutputFolderError(f"another run is writing into {folder} right now; wait for it to finish or pass "
+                                 "another --out")
+
+    with contextlib.ExitStack() as lock:
         with _GUARD:
-            _HELD[key] -= 1
-            if _HELD[key] == 0:
-                del _HELD[key]
-        if fd is not None:
-            os.close(fd)
+            if key not in _HELD:  # the first holder in this process takes the OS lock; no wait: refuse at once
+                lock.enter_context(os_lock(folder / LOCK_NAME, 0.0, busy))
+            _HELD[key] = _HELD.get(key, 0) + 1
+        try:
+            yield folder
+        finally:
+            with _GUARD:
+                _HELD[key] -= 1
+                if _HELD[key] == 0:
+                    del _HELD[key]
