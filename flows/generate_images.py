@@ -40,6 +40,7 @@ from studio.tasks.images import (
     render_keyframe,
     sheet_recipe,
 )
+from studio.tasks.reuse import shows_cached
 
 RESEED_STRIDE = 1_000_003  # attempt k renders with seed + k·stride: deterministic, far from the batch's seeds
 
@@ -71,11 +72,11 @@ def _reseed(backend: Any, item: BatchItem, attempt: int) -> Attempt:
 def _render_round(backend: Any, attempts: list[Attempt]) -> None:
     if backend.heavy:  # one after another: the slot is taken without contention, the model stays active
         for a in attempts:
-            task = render_keyframe.with_options(tags=heavy_tags(a.recipe, True))
-            a.ref = task(a.recipe, a.request.model_dump(mode="json"))
+            task = shows_cached(render_keyframe.with_options(tags=heavy_tags(a.recipe, True)))
+            a.ref = task.submit(a.recipe, a.request.model_dump(mode="json")).result()
         return
-    futures = [render_keyframe.with_options(tags=set()).submit(a.recipe, a.request.model_dump(mode="json"))
-               for a in attempts]
+    task = shows_cached(render_keyframe.with_options(tags=set()))  # a reused keyframe shows "Cached" in the UI
+    futures = [task.submit(a.recipe, a.request.model_dump(mode="json")) for a in attempts]
     for a, f in zip(attempts, futures, strict=True):
         a.ref = f.result()
 
@@ -93,8 +94,8 @@ def _check_round(embedder: Any, attempts: list[Attempt], threshold: float) -> No
                 a.checks[cid] = {"status": "no-reference", "score": None}
                 continue
             recipe = consistency_recipe(embedder, a.ref, cid, refs, threshold)
-            task = check_consistency.with_options(tags=heavy_tags(recipe, embedder.heavy))
-            a.checks[cid] = store.read_json(task(recipe, a.ref, cid, [str(p) for p in refs]))
+            task = shows_cached(check_consistency.with_options(tags=heavy_tags(recipe, embedder.heavy)))
+            a.checks[cid] = store.read_json(task.submit(recipe, a.ref, cid, [str(p) for p in refs]).result())
 
 
 def _round(score: float | None) -> float | None:
@@ -159,7 +160,8 @@ def generate_images(batch_file: str = "examples/batch_images.yaml", batch: dict[
     # 4. outputs
     best = [max(h, key=lambda a: (not a.failed, a.score if a.score is not None else -1.0)) for h in history]
     tiles = [(b.ref, _label(it, b, len(h))) for it, b, h in zip(items, best, history, strict=True)]
-    sheet = render_contact_sheet(sheet_recipe(tiles, f"{spec.name} · {backend.name}", spec.sheet_columns), tiles)
+    sheet = shows_cached(render_contact_sheet).submit(
+        sheet_recipe(tiles, f"{spec.name} · {backend.name}", spec.sheet_columns), tiles).result()
     rows = [{"#": it.index, "character": it.character, "prompt": it.prompt[:80], "seed": b.seed,
              "lora_weight": it.lora_weight, "score": _round(b.score),
              "status": ",".join(sorted({c["status"] for c in b.checks.values()})) or "unchecked",

@@ -1,6 +1,6 @@
 """One client for any OpenAI-compatible chat endpoint: llama.cpp's server, vLLM, or a remote service.
 
-Structured output is where servers differ (FACTS.md): llama-cpp-python's server takes
+Structured output is where servers differ: llama-cpp-python's server takes
 `response_format={"type": "json_object", "schema": ...}`, vLLM takes OpenAI's `{"type": "json_schema", ...}`.
 Both turn a *forced tool call* (`tool_choice` naming one function) into constrained decoding over the tool's
 parameter schema, so `call_tool()` is the portable way to get schema-shaped JSON; `chat_json()` uses the

@@ -190,7 +190,7 @@ def test_two_makes_at_once_share_the_device(prefect_server, tmp_path):
     (["a short", "--shots", "0"], "--shots 0 is out of range"),
     (["a short", "--shots", "500"], "--shots 500 is out of range"),
     (["a short", "--plan", "/nonexistent/manifest.json"], "cannot read --plan"),
-    (["make a funny short of Shrek meeting Big Buck Bunny"], "'Shrek', which is not a character"),
+    (["make a funny short of Shrek meeting Big Buck Bunny"], "uses 'Shrek' as a character, but it is not in"),
 ])
 def test_bad_input_is_refused_clearly(tmp_path, args, expect):
     out = tmp_path / "out"

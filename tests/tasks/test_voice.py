@@ -15,11 +15,13 @@ def test_line_task_is_cached_across_flow_runs(prefect_server, isolated_store, tm
     from prefect import flow
 
     from studio.resources.runtime.artifacts import ArtifactStore
+    from studio.tasks.reuse import shows_cached
     from studio.tasks.voice import line_recipe, read_line_timing, synthesize_line, voice_task_for
 
     @flow
     def voice_stage(recipe):
-        return synthesize_line(recipe, return_state=True)
+        # through `shows_cached`, as the short's voice stage runs it: a reused line ends "Cached"
+        return shows_cached(synthesize_line)(recipe, return_state=True)
 
     recipe = line_recipe("luca", "Alberto, wait for me!", "scared", 0.7)
     assert recipe.stage == "voice_line" and recipe.backend == "piper"
