@@ -194,7 +194,8 @@ def _subjects_things(doc: Any, cast: CastTable) -> tuple[list[str], list[str], l
         if any(c.dep_ == "compound" and c.i in cast.tokens for c in tok.children) and tok.tag_ == "NNS" and \
                 not any(c.dep_ == "det" for c in tok.children):
             continue  # "Frank glides": a verb the tagger read as a plural noun after a name
-        if (lemma in nlp.FORM_NOUNS and not named) or lemma in time_lex or tok.ent_type_ in ("DATE", "TIME"):
+        if lemma in nlp.MEDIUM_NOUNS or (lemma in nlp.FORM_NOUNS and not named) or lemma in time_lex \
+                or tok.ent_type_ in ("DATE", "TIME"):
             continue
         if lemma in weather_lex:
             weather.append(lemma)

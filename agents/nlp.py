@@ -49,6 +49,9 @@ REQUEST_VERBS = {"make", "create", "write", "generate", "plan", "show", "tell", 
                  "produce", "direct", "shoot", "keep", "last", "take", "use"}
 HELPER_VERBS = {"try", "decide", "want", "start", "begin", "attempt", "plan", "hope", "need", "learn", "manage"}
 
+# The medium itself: never a thing on screen, whatever modifies it ("a Christmas short", "a six-shot short").
+MEDIUM_NOUNS = {"short", "film", "movie", "cartoon", "clip", "animation", "video", "shot", "scene", "episode",
+                "footage", "story", "tale", "version", "parody"}
 # Nouns about the film, its length or its form: never a subject the shots must show.
 FORM_NOUNS = {"short", "film", "movie", "story", "cartoon", "clip", "animation", "video", "shot", "scene", "panel",
               "beat", "second", "sec", "minute", "min", "time", "way", "day", "moment", "end", "beginning", "tone",
