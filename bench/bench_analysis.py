@@ -24,12 +24,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the synthetic clip generators
 
 from support.video_clips import film_video, moving_camera_video  # noqa: E402
+from timing import median_time  # noqa: E402  (bench/ is on sys.path when a bench script runs)
 
 from studio.resources.media.ffmpeg import ffmpeg_path  # noqa: E402
 from studio.resources.media.frames import read_all_frames, sample_footage_path  # noqa: E402
@@ -37,27 +37,6 @@ from studio.resources.media.probe import probe  # noqa: E402
 from studio.resources.video.camera import camera_motion  # noqa: E402
 from studio.resources.video.config import video_config  # noqa: E402
 from studio.resources.video.scenes import film_scenes  # noqa: E402
-
-
-def _cpu() -> float:
-    import resource
-
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def _median_time(fn, repeats: int, cpu: dict | None = None, name: str = "") -> tuple[float, object]:
-    """Median wall seconds; the median CPU seconds (this process + finished children, steadier under load)
-    go to cpu[name]."""
-    times, cpus, out = [], [], None
-    for _ in range(repeats):
-        t, c = time.perf_counter(), _cpu()
-        out = fn()
-        times.append(time.perf_counter() - t)
-        cpus.append(_cpu() - c)
-    if cpu is not None:
-        cpu[name] = statistics.median(cpus)
-    return statistics.median(times), out
 
 
 def looped_sample(folder: Path, copies: int) -> Path:
@@ -102,15 +81,15 @@ def bench_cuts(video: Path, repeats: int, folder: Path) -> dict:
     k1, k2, k3 = ("PySceneDetect detect(ContentDetector()) — cuts only",
                   "PySceneDetect cuts + fades (detect() twice: Content, Threshold)",
                   "scenedetect CLI detect-content list-scenes")
-    rows[k1], oracle = _median_time(psd_cuts, repeats, cpu, k1)
-    rows[k2], _ = _median_time(psd_cuts_and_fades, repeats, cpu, k2)
-    rows[k3], cli = _median_time(lambda: cli_cuts(video, folder), repeats, cpu, k3)
+    rows[k1], oracle = median_time(psd_cuts, repeats, cpu, k1)
+    rows[k2], _ = median_time(psd_cuts_and_fades, repeats, cpu, k2)
+    rows[k3], cli = median_time(lambda: cli_cuts(video, folder), repeats, cpu, k3)
     runs = {"studio, 1 process (cuts + transitions)": dict(chunk_seconds=whole),
             "studio, 2 chunks on 1 process": dict(chunk_seconds=half),
             "studio, 2 chunks on 2 processes": dict(chunk_seconds=half, workers=2)}
     found = {}
     for name, kw in runs.items():
-        rows[name], found[name] = _median_time(lambda kw=kw: film_scenes(video, cfg, "content", **kw), repeats,
+        rows[name], found[name] = median_time(lambda kw=kw: film_scenes(video, cfg, "content", **kw), repeats,
                                                cpu, name)
     for name, res in found.items():
         assert res["cuts"] == oracle or max(abs(a - b) for a, b in zip(res["cuts"], oracle, strict=True)) < 1e-6, \

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import tempfile
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 os.environ.setdefault("STUDIO_HOME", tempfile.mkdtemp(prefix="bench-video-home-"))
 
 import numpy as np  # noqa: E402
+from timing import median_time  # noqa: E402  (bench/ is on sys.path when a bench script runs)
 
 from studio.resources.audio.procedural import music_bed  # noqa: E402
 from studio.resources.media.audio_io import write_wav
@@ -32,26 +32,6 @@ from studio.resources.video.assemble import assemble_segments  # noqa: E402
 from studio.resources.video.config import video_config  # noqa: E402
 from studio.resources.video.segment import SegmentSpec  # noqa: E402
 from studio.tasks.video import make_segment, segment_recipe  # noqa: E402
-
-
-def _cpu() -> float:
-    import resource
-
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def _median_time(fn, repeats: int, cpu: list | None = None) -> tuple[float, object]:
-    """Median wall seconds of `repeats` calls; CPU seconds (this process + finished children) go to `cpu`."""
-    times, cpus, out = [], [], None
-    for _ in range(repeats):
-        t, c = time.perf_counter(), _cpu()
-        out = fn()
-        times.append(time.perf_counter() - t)
-        cpus.append(_cpu() - c)
-    if cpu is not None:
-        cpu.append(statistics.median(cpus))
-    return statistics.median(times), out
 
 
 def twenty_segments(folder: Path) -> tuple[list[Path], list[tuple[float, float]], list[int], float]:
@@ -139,10 +119,10 @@ def bench_assembly(folder: Path, repeats: int) -> dict:
     import pyloudnorm  # noqa: F401
     ours_out = folder / "ours.mp4"
     # segment_frames: what assemble_cut passes (the frame counts from the segments' sidecars)
-    t_ours, _ = _median_time(lambda: assemble_segments(paths, ours_out, music=str(music_wav), fmt=fmt,
+    t_ours, _ = median_time(lambda: assemble_segments(paths, ours_out, music=str(music_wav), fmt=fmt,
                                                        duck_intervals=ducks, segment_frames=frames), repeats)
     mp_out = folder / "moviepy.mp4"
-    t_mp, _ = _median_time(lambda: moviepy_composite(paths, music_wav, ducks, mp_out, fmt), 1)
+    t_mp, _ = median_time(lambda: moviepy_composite(paths, music_wav, ducks, mp_out, fmt), 1)
     d_ours, d_mp = probe(ours_out), probe(mp_out)
     return {"segments": len(paths), "render_20_segments_s": render_s, "six_shot_short_s": short_s,
             "cut_seconds": total,

@@ -7,13 +7,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from support.env import free_port
 
 from studio import knowledge_pack_dir
 from studio.resources.knowledge.pack import index_pack, index_past_generation, load_pack
@@ -136,27 +132,13 @@ def test_finished_shorts_are_indexed_from_their_manifest(embedder, tmp_path):
 
 def test_knowledge_base_on_s3(embedder, tmp_path, monkeypatch):
     """The same code against S3 (moto on 127.0.0.1), configured through the store settings."""
-    moto = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
-    if not Path(moto).exists():
-        pytest.skip("moto[server] is not installed")
-    port = free_port()
-    proc = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        import boto3
+    from support.s3 import start_moto
 
-        endpoint = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="k", aws_secret_access_key="s",
-                             region_name="us-east-1").create_bucket(Bucket="studio-kb")
-                break
-            except Exception:  # noqa: BLE001 - not up yet
-                time.sleep(0.1)
+    moto = start_moto("studio-kb")
+    try:
         from studio.configs.settings import get_settings
 
-        for k, v in {"STUDIO_STORE__URI": "s3://studio-kb/store", "STUDIO_STORE__S3_ENDPOINT_URL": endpoint,
-                     "STUDIO_STORE__S3_KEY": "k", "STUDIO_STORE__S3_SECRET": "s"}.items():
+        for k, v in moto.env("s3://studio-kb/store").items():
             monkeypatch.setenv(k, v)
         get_settings.cache_clear()
         kb = KnowledgeBase.from_settings(embedder=embedder)
@@ -167,8 +149,7 @@ def test_knowledge_base_on_s3(embedder, tmp_path, monkeypatch):
                                                       metadata={"kind": "style"})]).embedded == 0
         assert kb.search("harbour sunset", k=1)[0].id == "s1"
     finally:
-        proc.terminate()
-        proc.wait(10)
+        moto.stop()
         get_settings.cache_clear()
 
 

@@ -5,12 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
-from support.env import free_port
 
 from studio.resources.runtime.artifacts import ArtifactStore, Recipe
 
@@ -19,24 +15,11 @@ BUCKET = "studio-test"
 
 @pytest.fixture(scope="module")
 def moto_s3():
-    port = free_port()
-    exe = Path(sys.executable).parent / "moto_server"
-    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            break
-        except Exception:  # noqa: BLE001
-            time.sleep(0.2)
-    import boto3
+    from support.s3 import start_moto
 
-    boto3.client("s3", endpoint_url=url, aws_access_key_id="testing", aws_secret_access_key="testing",
-                 region_name="us-east-1").create_bucket(Bucket=BUCKET)
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    moto = start_moto(BUCKET)
+    yield moto.url
+    moto.stop()
 
 
 def _s3_env(url: str, prefix: str) -> dict[str, str]:
