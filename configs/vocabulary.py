@@ -39,6 +39,7 @@ OneLine = Annotated[str, AfterValidator(one_line)]
 MIN_SHOT_S = 1.5
 MAX_SHOT_S = 12.0
 MAX_SHOTS = 24
+MAX_REQUEST_CHARS = 100_000  # a paragraph is plenty: the knowledge base holds the details
 
 
 class Dialogue(BaseModel):

@@ -19,14 +19,12 @@ from pydantic import Field
 
 from studio.configs.errors import StudioError
 from studio.configs.settings import Profile, get_settings
-from studio.configs.vocabulary import MAX_SHOTS
+from studio.configs.vocabulary import MAX_REQUEST_CHARS, MAX_SHOTS
 from studio.resources.runtime.artifacts import ArtifactStore
 from studio.resources.runtime.gpu_limit import prepare_flow_run
 from studio.resources.runtime.outputs import folder_name, hold_output_folder
 from studio.tasks import short_report, shorts
 from studio.tasks.planning import load_plan, plan_short_in_flow
-
-MAX_REQUEST_CHARS = 100_000
 
 
 def _run_name() -> str:

@@ -22,7 +22,8 @@ def _endpoint(profile: str | None) -> Any:
     return llm_endpoint(profile)
 
 
-def plan_recipe(request: str, shots: int | None = None, seed: int = 0, profile: str | None = None) -> Recipe:
+def plan_recipe(request: str, shots: int | None = None, seed: int = 0, profile: str | None = None,
+                knowledge: bool = True) -> Recipe:
     from studio.agents.context import load_director_config
     from studio.agents.director import PROMPT_VERSION
     from studio.agents.registry import PlanRegistry
@@ -31,18 +32,19 @@ def plan_recipe(request: str, shots: int | None = None, seed: int = 0, profile: 
     return Recipe(stage="plan", backend=ep.entry.backend, model=ep.model_id,
                   params={"request": " ".join(request.split()), "shots": shots, "seed": seed,
                           "registry": PlanRegistry.from_configs().fingerprint(), "prompt": PROMPT_VERSION,
-                          "director": load_director_config().model_dump()})
+                          "director": load_director_config().model_dump(),
+                          **({} if knowledge else {"knowledge": False})})
 
 
 @task(name="plan_short", task_run_name="plan-short-seed{seed}", **generation_task_options(heavy=False))
 def plan_short_task(recipe: Recipe, request: str, shots: int | None = None, seed: int = 0,
-                    profile: str | None = None) -> ArtifactRef:
-    """Plan with the director and store {plan, report}; nothing is stored when planning fails."""
+                    profile: str | None = None, knowledge: bool = True) -> ArtifactRef:
+    """Plan with the director and store {plan, report}; nothing is stored when planning fails. `knowledge`
+    off: plan without retrieval."""
     from studio.agents.director import plan_short
 
-
     def build() -> dict[str, Any]:
-        plan, report = plan_short(request, shots, seed, profile=profile)
+        plan, report = plan_short(request, shots, seed, profile=profile, search="default" if knowledge else None)
         return {"plan": plan.model_dump(mode="json"), "report": report}
 
     return ArtifactStore.from_settings().lookup_or_make_json(recipe, build)
@@ -52,7 +54,6 @@ def plan_short_task(recipe: Recipe, request: str, shots: int | None = None, seed
 def revise_plan_task(recipe: Recipe, plan_ref: ArtifactRef, scores: list[dict[str, Any]], threshold: float | None,
                      iteration: int = 0, profile: str | None = None) -> ArtifactRef:
     from studio.agents.director import revise_failing_shots
-
 
     stored = ArtifactStore.from_settings().read_json(plan_ref)
     request = ((stored.get("report") or {}).get("intent") or {}).get("request", "")
@@ -71,12 +72,12 @@ def load_plan(ref: ArtifactRef) -> Plan:
     return validate_plan(ArtifactStore.from_settings().read_json(ref)["plan"])
 
 
-def plan_short_in_flow(request: str, shots: int | None = None, seed: int = 0, profile: str | None = None
-                       ) -> ArtifactRef:
+def plan_short_in_flow(request: str, shots: int | None = None, seed: int = 0, profile: str | None = None,
+                       knowledge: bool = True) -> ArtifactRef:
     """Run the planning task with the right tags (call inside a flow)."""
-    recipe = plan_recipe(request, shots, seed, profile)
+    recipe = plan_recipe(request, shots, seed, profile, knowledge)
     tags = heavy_tags(recipe, bool(getattr(_endpoint(profile), "heavy", False)))
-    return plan_short_task.with_options(tags=sorted(tags))(recipe, request, shots, seed, profile)
+    return plan_short_task.with_options(tags=sorted(tags))(recipe, request, shots, seed, profile, knowledge)
 
 
 def revise_plan_in_flow(plan_ref: ArtifactRef, scores: list[dict[str, Any]], threshold: float | None = None,

@@ -72,9 +72,8 @@ def _read_plan(path: Path) -> dict:
     return data
 
 
-def _check_request(request: str, shots: int | None) -> str:
-    from studio.configs.vocabulary import MAX_SHOTS
-    from studio.flows.create_short import MAX_REQUEST_CHARS
+def check_request(request: str, shots: int | None) -> str:
+    from studio.configs.vocabulary import MAX_REQUEST_CHARS, MAX_SHOTS
 
     req = " ".join(request.split())  # newlines and tabs become spaces; other control characters are refused
     if any(ord(c) < 32 or ord(c) == 127 for c in req):
@@ -116,7 +115,7 @@ def make(request: str = typer.Argument(..., help="what the short is about"),
     from studio.configs.settings import get_settings
     from studio.resources.runtime.outputs import folder_name, hold_output_folder
 
-    req = _check_request(request, shots)
+    req = check_request(request, shots)
     check_seed(seed)
     prof = check_profile(profile or os.environ.get("STUDIO_PROFILE")) or get_settings().profile
     plan = _read_plan(plan_file) if plan_file else None
@@ -159,13 +158,14 @@ def _make_into(target: Path, req: str, prof: str, shots: int | None, seed: int, 
             watcher.join(2)
     run_url = f"{st.ui_url}/runs/flow-run/{state.state_details.flow_run_id}"
     if not state.is_completed():
-        out.print(Text(f"the run ended {state.name}: its logs and progress are at {run_url}", style="red"))
+        out.print(Text(f"the run ended {state.name}: its logs and progress are at {run_url}", style="red"),
+                  soft_wrap=True)
     result = state.result()  # raises the run's error (the CLI prints it)
     out.print(Text.assemble((f"done in {time.monotonic() - t0:.0f}s", "green"),
                             f" · {result['duration_s']:.1f}s of film"))
     for key in ("short", "subtitles", "storyboard", "manifest"):
         out.print(Text(f"  {key:<10} {result[key]}"))  # paths print literally, never as markup
-    out.print(Text(f"  run        {run_url}"))
+    out.print(Text(f"  run        {run_url}"), soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

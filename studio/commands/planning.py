@@ -1,8 +1,10 @@
 """Planning commands: `studio plan`, `studio knowledge index|search`, `studio llm start|stop|status`.
 
-`studio plan` prints only the validated plan JSON on stdout (pipe it to a file or `jq`); the summary goes to
-stderr. Errors (unknown character, empty request, server down, no valid plan) exit with code 2 and write
-nothing. `studio plan --explain` prints the request's intent and the story's beats instead (no LLM).
+`studio plan` runs the `plan-short` flow on the studio's Prefect server (started when it is down) and prints
+only the validated plan JSON on stdout (pipe it to a file or `jq`); the summary and the run's own link
+(`…/runs/flow-run/<id>`) go to stderr. `--local` plans in this process without Prefect (no run, no stored plan).
+Errors (unknown character, empty request, server down, no valid plan) exit with code 2 and write nothing.
+`studio plan --explain` prints the request's intent and the story's beats instead (no LLM).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 err = Console(stderr=True)
 knowledge_app = typer.Typer(help="The knowledge base the director retrieves from (LanceDB).", no_args_is_help=True)
@@ -26,19 +29,52 @@ def plan(request: str = typer.Argument(..., help='What the short is about, e.g. 
          no_knowledge: bool = typer.Option(False, "--no-knowledge", help="Plan without retrieval."),
          explain: bool = typer.Option(False, "--explain", help="Print what the director understood of the "
                                       "request (cast, things, places, events, tone, count, length) and the "
-                                      "story's beats, without planning.")) -> None:
-    """Plan a short with the director agent and print the validated plan as JSON."""
-    from studio.agents.director import plan_short
+                                      "story's beats, without planning."),
+         local: bool = typer.Option(False, "--local", help="Plan in this process, without the Prefect server "
+                                    "(no flow run, the plan is not stored)."),
+         start_server: bool = typer.Option(True, help="Start the local Prefect server when it is down.")) -> None:
+    """Plan a short with the director agent (a `plan-short` flow run) and print the validated plan as JSON."""
+    from studio.agents.intent import extract_intent
+    from studio.agents.registry import PlanRegistry
+    from studio.commands.make import check_request, check_seed
 
     if explain:
         _explain(request, shots, seed)
         return
+    request = check_request(request, shots)
+    check_seed(seed)
+    extract_intent(request, PlanRegistry.from_configs(), shots)  # unknown characters: refused before any server
+    if local:
+        from studio.agents.director import plan_short
 
-    p, rep = plan_short(request, shots, seed, search=None if no_knowledge else "default")
-    body = {"plan": p.model_dump(mode="json"), "report": rep} if report else p.model_dump(mode="json")
-    typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
-    err.print(f"[green]valid plan[/] '{p.title}': {len(p.shots)} shots, {p.total_duration:.1f} s, "
-              f"{rep['attempts']} repair(s), {rep['seconds']:.1f} s with {rep['model']}")
+        p_, rep = plan_short(request, shots, seed, search=None if no_knowledge else "default")
+        p, run_url = p_.model_dump(mode="json"), None
+    else:
+        p, rep, run_url = _plan_in_flow(request, shots, seed, not no_knowledge, start_server)
+    typer.echo(json.dumps({"plan": p, "report": rep} if report else p, indent=2, ensure_ascii=False))
+    err.print(Text.assemble(("valid plan", "green"), f" {p['title']!r}: {len(p['shots'])} shots, "
+                            f"{rep.get('attempts', 0)} repair(s), {rep.get('seconds', 0.0):.1f} s with "
+                            f"{rep.get('model', '?')}"))
+    if run_url:
+        err.print(Text(f"run {run_url}"), soft_wrap=True)
+
+
+def _plan_in_flow(request: str, shots: int | None, seed: int, knowledge: bool, start_server: bool
+                  ) -> tuple[dict, dict, str]:
+    """The `plan-short` flow run on the studio's server: (plan, report, the run's UI link)."""
+    from studio.configs.settings import get_settings
+    from studio.flows.plan_short import plan_short
+    from studio.resources.runtime.prefect_server import ensure_server
+
+    st = ensure_server(start_server, say=lambda msg: err.print(Text(msg, style="yellow")))
+    state = plan_short(request=request, shots=shots, seed=seed, profile=get_settings().profile,
+                       knowledge=knowledge, return_state=True)
+    run_url = f"{st.ui_url}/runs/flow-run/{state.state_details.flow_run_id}"
+    if not state.is_completed():
+        err.print(Text(f"the planning run ended {state.name}: its logs are at {run_url}", style="red"),
+                  soft_wrap=True)
+    result = state.result()  # raises the run's error (the CLI prints it, exit 2)
+    return result["plan"], result["report"], run_url
 
 
 def _explain(request: str, shots: int | None, seed: int) -> None:

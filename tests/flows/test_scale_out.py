@@ -139,6 +139,22 @@ def _wait_final(ids: list[str], st: Studio, timeout: float, watch: dict[str, dic
     raise AssertionError(f"runs not final after {timeout}s: {states}")
 
 
+def _why(states: dict[str, str], st: Studio) -> str:
+    """The logs of the runs that did not complete and the workers' last output, for the assertion message."""
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    out = [str(states)]
+    with _client() as c:
+        for run_id, state in states.items():
+            if state != "COMPLETED":
+                logs = c.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])), limit=60)
+                out += [f"--- {run_id} {state}: {c.read_flow_run(run_id).state.message}"]
+                out += [f"{log.level} {log.message[:600]}" for log in logs[-40:]]
+    for log in sorted(st.root.glob("worker-*.log")):
+        out += [f"--- {log.name}", log.read_text()[-2500:]]
+    return "\n".join(out)
+
+
 def _host_of(run_id: str, watch: dict[str, dict[str, int]]) -> str:
     return next(h for h, runs in watch.items() if run_id in runs)
 
@@ -177,7 +193,7 @@ def _scenario(st: Studio, watch: dict[str, dict[str, int]], tmp_path: Path) -> N
     # Wave 1: one short per worker (each worker takes one run at a time).
     wave1 = {_run(name, f"scale wave one {t}", _plan(t)): t for t in ("w1a", "w1b")}
     states = _wait_final(list(wave1), st, 600, watch)
-    assert set(states.values()) == {"COMPLETED"}, states
+    assert set(states.values()) == {"COMPLETED"}, _why(states, st)
     hosts1 = {_host_of(i, watch): i for i in wave1}
     assert set(hosts1) == {"host-a", "host-b"}, f"runs did not spread over both workers: {watch}"
     b_shot = _plan(wave1[hosts1["host-b"]])["shots"][1]
@@ -210,7 +226,7 @@ def _scenario(st: Studio, watch: dict[str, dict[str, int]], tmp_path: Path) -> N
     assert r.returncode == 0, r.stdout + r.stderr
     watch["host-a"].pop(victim)
     states = _wait_final(wave2, st, 600, watch)
-    assert set(states.values()) == {"COMPLETED"}, (states, (tmp_path / "worker-host-b.log").read_text()[-3000:])
+    assert set(states.values()) == {"COMPLETED"}, _why(states, st)
     assert _host_of(victim, watch) == "host-b"
 
     after = st.sidecars()

@@ -73,7 +73,7 @@ def test_a_planning_run_killed_mid_way_resumes_into_the_same_short(server):
 
     uninterrupted = _plan(seed=SEED + 1)
     cmd = [sys.executable, "-m", "studio.cli", "plan", REQUEST, "--seed", str(SEED + 1), "--no-knowledge",
-           "--report"]
+           "--report", "--local"]  # the director's own checkpoint resumes it (the flow path runs the same code)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
     deadline = time.monotonic() + 60
     while _checkpoints(checkpoint_path()) < 2 and proc.poll() is None and time.monotonic() < deadline:

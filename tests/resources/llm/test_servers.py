@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -79,7 +80,11 @@ def test_real_model_plans_are_valid_and_name_only_registry_entries(llama_server,
         assert ("sunset" in request_text) or ("dawn" in request_text)
 
 
-def test_cli_prints_the_validated_plan_json(llama_server):
+def test_cli_prints_the_validated_plan_json_and_its_flow_run(llama_server, prefect_server):
+    """`studio plan` is a `plan-short` flow run: stdout is the plan JSON alone, stderr names the run's own page,
+    and the run on the server is Completed with the plan table among its artifacts."""
+    from prefect.client.orchestration import get_client
+
     env = {**os.environ, "STUDIO_LLM__PORT": str(llama_server.port)}
     out = subprocess.run([sys.executable, "-m", "studio.cli", "plan", "Rinky drops his acorn", "--shots", "1",
                           "--seed", "3", "--no-knowledge"], capture_output=True, text=True, env=env, timeout=240)
@@ -87,6 +92,19 @@ def test_cli_prints_the_validated_plan_json(llama_server):
     plan = validate_plan(json.loads(out.stdout))
     assert len(plan.shots) == 1 and plan.shots[0].characters == ["rinky"]
     assert "valid plan" in out.stderr
+    found = re.search(r"/runs/flow-run/([0-9a-f-]{36})", out.stderr)
+    assert found, out.stderr
+    with get_client(sync_client=True) as c:
+        run = c.read_flow_run(found.group(1))
+        assert run.state.is_completed() and run.name.startswith("plan-rinky-drops")
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+        arts = c.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
+    assert any(a.key == "plan" and "Rinky" in (a.data or "") for a in arts), [a.key for a in arts]
+    # An unknown character is refused before anything runs: a clear line, exit 2, no traceback.
+    bad = subprocess.run([sys.executable, "-m", "studio.cli", "plan", "Shrek meets Rinky"], capture_output=True,
+                         text=True, env=env, timeout=120)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "Shrek" in bad.stderr, bad.stderr
 
 
 def test_llm_plan_judge_rates_coherence(llama_server):
