@@ -136,7 +136,7 @@ class LoraRegistry(Strict):
 
 
 # --------------------------------------------------------------------------- models.yaml
-Modality = Literal["image", "voice", "llm", "judge", "embedder", "face", "lipsync", "controlnet"]
+Modality = Literal["image", "voice", "llm", "judge", "embedder", "face", "lipsync", "controlnet", "segmenter"]
 
 
 class ModelEntry(Strict):
@@ -157,6 +157,7 @@ class ProfileModels(Strict):
     judge: str
     embedder: str
     face: str | None = None
+    segmenter: str | None = None  # SAM2 masks for cut-outs (footage parodies, keyframe animation)
 
 
 class ModelsConfig(Strict):

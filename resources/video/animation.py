@@ -119,7 +119,10 @@ def _roles(shot: Shot, family: str, things: list[str]) -> tuple[str | None, str 
 
 
 def build_scene(shot: Shot, W: int, H: int, fps: int, seconds: float, seed: int,
-                voice_timing: dict | None = None, voice_offset: float = 0.0) -> Scene:
+                voice_timing: dict | None = None, voice_offset: float = 0.0,
+                cutouts: dict[str, Image.Image] | None = None) -> Scene:
+    """`cutouts`: character id → RGBA art cut out of a keyframe by its mask, used instead of the drawn figure
+    (no rig: no mouth flaps or warp on a cut-out)."""
     n = max(1, int(round(seconds * fps)))
     rng = random.Random(zlib.crc32(f"{seed}|{shot.id}|{shot.location}|{shot.action}".encode()))
     family = verb_family(shot.verb, shot.action)
@@ -160,7 +163,9 @@ def build_scene(shot: Shot, W: int, H: int, fps: int, seconds: float, seed: int,
         speaking = shot.dialogue is not None and shot.dialogue.character == cid
         emotion = shot.emotion if cid == subject or speaking or not shot.dialogue else "neutral"
         art, rig = character_art(preset, emotion), rig_for_art(preset)
-        if rig is None:
+        if cutouts and cid in cutouts:
+            art, rig = cutouts[cid], None
+        elif rig is None:
             warnings.append(f"{cid}: reference art has no rig (.rig.json beside it): no mouth flaps or warp")
         elif shot.exaggeration > 1.0 and emotion == shot.emotion:
             art = exaggerate(art, rig, shot.exaggeration)
@@ -171,7 +176,7 @@ def build_scene(shot: Shot, W: int, H: int, fps: int, seconds: float, seed: int,
         actors.append(Actor(ActorSpec(cid, "character", ch_px, role=role), art, rig,
                             info={"id": cid, "kind": "character", "role": role, "name": preset.display_name,
                                   "emotion": emotion, "exaggeration": shot.exaggeration if emotion == shot.emotion
-                                  else 1.0, "rigged": rig is not None}))
+                                  else 1.0, "rigged": rig is not None, "cutout": bool(cutouts and cid in cutouts)}))
     for noun in prop_nouns:
         match = props_mod.match_noun(noun)
         if match.placeholder:
@@ -327,9 +332,10 @@ def pipe_frames_to_clip(W: int, H: int, fps: int, n: int, produce, out_path: Pat
 
 
 def render_animation(shot: Shot, out_path: Path | str, W: int, H: int, fps: int, seconds: float, seed: int,
-                     voice_timing: dict | None = None, voice_offset: float = 0.0) -> dict:
+                     voice_timing: dict | None = None, voice_offset: float = 0.0,
+                     cutouts: dict[str, Image.Image] | None = None) -> dict:
     """The shot as a lossless, silent clip at `out_path`; returns the scene metadata for the sidecar."""
-    scene = build_scene(shot, W, H, fps, seconds, seed, voice_timing, voice_offset)
+    scene = build_scene(shot, W, H, fps, seconds, seed, voice_timing, voice_offset, cutouts)
     frames = pipe_frames_to_clip(W, H, fps, scene.n, lambda sink: render_scene_frames(scene, sink), Path(out_path))
     return scene.metadata(frames)
 

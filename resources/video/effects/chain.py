@@ -153,6 +153,10 @@ class EffectChain:
         z = f"if({inside},{1 + 2.2 * amp},1)"
         self._zoompan(z, f"0.5+{inside}*{amp}*{decay}*sin(on*2.39)", f"0.5+{inside}*{amp}*{decay}*cos(on*1.71)")
 
+    def _fx_cutout(self, p: dict, where: str) -> None:
+        """Nothing in the filter graph: the cut-out is composited before the chain, by the cut-out segment task
+        (tasks/segmentation.py) that removes this step; where no segmenter is configured the footage plays uncut."""
+
     def _fx_flash(self, p: dict, where: str) -> None:
         a = self.frame(self.time(p["at"], "at", where))
         n = max(2, int(round(p["duration"] * self.F)))
