@@ -158,6 +158,7 @@ class ProfileModels(Strict):
     embedder: str
     face: str | None = None
     lipsync: str | None = None  # Wav2Lip on keyframe shots with dialogue and a face; none: lip flaps
+    lipsync: str | None = None  # Wav2Lip on keyframe shots with dialogue and a face; none: lip flaps
     segmenter: str | None = None  # SAM2 masks for cut-outs (footage parodies, keyframe animation)
 
 

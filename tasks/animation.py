@@ -116,17 +116,18 @@ def _same(t: Task) -> Task:
 
 
 def submit_shot_segment(shot: Shot, spec: SegmentSpec, *, seed: int, voice_timing: dict | None = None,
-                        wrap: Callable[[Task], Task] = _same, profile: str | None = None) -> Any:
-    """Inside a flow: the shot's segment as a future — on the gpu profile a keyframe shot with dialogue and a
-    detected face gets Wav2Lip; otherwise, in the `final` look, storyboard shots (stills) are animated with
-    lip flaps from the voice (also Wav2Lip's fallback); footage and the `storyboard` look keep the segment
-    renderer's own. `wrap`: applied to each task before submitting (e.g. marking reused artifacts Cached)."""
-    if spec.image is not None and shot.source != "footage" and profile == "gpu" and shot.dialogue and spec.voice:
-        synced = _wav2lip_clip(spec)
-        if synced is not None:
-            vspec = spec.model_copy(update={"image": None, "video": synced, "duration": None, "voice_offset": 0.0,
-                                            "effects": animated_spec(shot, spec).effects})
-            return wrap(render_segment).submit(segment_recipe(vspec), vspec)
+                        wrap: Callable[[Task], Task] = _same, profile: str | None = None,
+                        synced: Path | None = None) -> Any:
+    """Inside a flow: the shot's segment as a future — a keyframe shot lip-synced by the lip-sync stage
+    (`sync_shot_lips`, gpu profile) becomes a segment of that clip; otherwise, in the `final` look, storyboard
+    shots (stills) are animated with lip flaps from the voice (also Wav2Lip's fallback); footage and the
+    `storyboard` look keep the segment renderer's own. `wrap`: applied to each task before submitting (e.g.
+    marking reused artifacts Cached)."""
+    if synced is not None and spec.image is not None and shot.source != "footage":
+        # The clip lasts the whole shot with the line at its offset; the segment mixes the voice as for a still.
+        vspec = spec.model_copy(update={"image": None, "video": synced, "duration": None,
+                                        "effects": animated_spec(shot, spec).effects})
+        return wrap(render_segment).submit(segment_recipe(vspec), vspec)
     if video_config().look != "final" or spec.image is None or shot.source == "footage":
         return wrap(render_segment).submit(segment_recipe(spec), spec)
     seconds = float(spec.duration or shot.duration)
@@ -134,26 +135,40 @@ def submit_shot_segment(shot: Shot, spec: SegmentSpec, *, seed: int, voice_timin
     return wrap(animate_shot).submit(animated_segment_recipe(shot, aspec, seconds, seed), shot, aspec, voice_timing)
 
 
-def _wav2lip_clip(spec: SegmentSpec) -> Path | None:
-    """The keyframe lip-synced by Wav2Lip (heavy task, residency-managed), or None — with the reason logged —
-    when Wav2Lip is not set up or the keyframe shows no face: the caller falls back to lip flaps."""
+def wants_lipsync(shot: Shot, spec: SegmentSpec, profile: str | None) -> bool:
+    """Wav2Lip is for gpu-profile keyframe shots with a spoken line (the face check comes after)."""
+    return profile == "gpu" and spec.image is not None and shot.source != "footage" and bool(shot.dialogue) \
+        and spec.voice is not None
+
+
+def sync_shot_lips(shots: list[tuple[Shot, SegmentSpec]], profile: str | None,
+                   wrap: Callable[[Task], Task] = _same) -> dict[int, Path]:
+    """The lip-sync stage: every eligible shot's keyframe lip-synced by Wav2Lip (heavy, recipe-cached tasks,
+    submitted together so the model loads once and the GPU is taken once per job), as shot id → clip path.
+    A keyframe without a detected face is left out — with a warning — and gets lip flaps instead."""
     import logging
 
-    from studio.resources.video.lipsync import Wav2LipBackend
-    from studio.tasks.video import lipsync_recipe, sync_lips
+    from studio.resources.video.lipsync import find_face_box
+    from studio.tasks.caching import heavy_tags
+    from studio.tasks.video import lipsync_backend, lipsync_recipe, sync_lips
 
+    eligible = [(shot, spec) for shot, spec in shots if wants_lipsync(shot, spec, profile)]
+    backend = lipsync_backend(profile) if eligible else None
+    if backend is None:
+        return {}
     log = logging.getLogger("studio.animation")
-    backend = Wav2LipBackend.from_config()
-    if problems := backend.problems():
-        log.warning("Wav2Lip not available (%s): lip flaps instead", "; ".join(problems))
-        return None
-    from studio.resources.image.faces import MediapipeFaceEmbedder, _read_rgb
-
-    if MediapipeFaceEmbedder().landmarks(_read_rgb(spec.image)) is None:
-        log.warning("no face detected in %s: lip flaps instead of Wav2Lip", spec.image)
-        return None
-    ref = sync_lips(lipsync_recipe(spec.image, spec.voice, backend.model_id), str(spec.image), str(spec.voice))
-    return ArtifactStore.from_settings().local_path(ref)
+    fps = video_config().format().fps
+    futures = {}
+    for shot, spec in eligible:
+        box = find_face_box(spec.image)
+        if box is None:
+            log.warning("shot %s: no face detected in %s: lip flaps instead of Wav2Lip", shot.id, spec.image)
+            continue
+        recipe = lipsync_recipe(backend, spec.image, spec.voice, box, fps, spec.duration, spec.voice_offset)
+        task = wrap(sync_lips.with_options(tags=sorted(heavy_tags(recipe, backend.heavy))))
+        futures[shot.id] = task.submit(recipe, str(spec.image), str(spec.voice))
+    store = ArtifactStore.from_settings()
+    return {sid: store.local_path(fut.result()) for sid, fut in futures.items()}
 
 
 # --------------------------------------------------------------------------- title and end cards

@@ -27,7 +27,7 @@ from studio.configs.settings import get_settings
 from studio.configs.vocabulary import Plan, Shot
 from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe
 from studio.tasks import footage as footage_tasks
-from studio.tasks.animation import submit_shot_segment, with_cards
+from studio.tasks.animation import submit_shot_segment, sync_shot_lips, with_cards
 from studio.tasks.caching import heavy_tags
 from studio.tasks.images import image_backend, keyframe_recipe, render_contact_sheet, render_keyframe, sheet_recipe
 from studio.tasks.judging import judge_backend, judge_recipe, judge_shots, shot_media
@@ -222,17 +222,21 @@ def render_and_judge(job: ShortJob, plan_ref: ArtifactRef, plan: Plan, max_revis
 # ----------------------------------------------------------------------------- segments, cut, outputs
 def segment_stage(job: ShortJob, plan: Plan, takes: Takes) -> list[ArtifactRef]:
     """One segment per shot (recipe-cached): the shot's spec rendered by the segment renderer."""
-    futures = []
+    specs = []
     for shot in plan.shots:
         pick = job.store.read_json(takes.footage[shot.id]) if shot.id in takes.footage else None
         key = takes.keyframes.get(shot.id)
         voice = takes.voices.get(shot.id)
-        spec = segment_spec_for(shot, keyframe=job.store.local_path(key) if key else None, footage=pick,
-                                voice=job.store.local_path(voice) if voice else None,
-                                voice_s=takes.voice_s.get(shot.id))
+        specs.append(segment_spec_for(shot, keyframe=job.store.local_path(key) if key else None, footage=pick,
+                                      voice=job.store.local_path(voice) if voice else None,
+                                      voice_s=takes.voice_s.get(shot.id)))
+    synced = sync_shot_lips(list(zip(plan.shots, specs, strict=True)), job.profile, wrap=shows_cached)
+    futures = []
+    for shot, spec in zip(plan.shots, specs, strict=True):
+        voice = takes.voices.get(shot.id)
         timing = read_line_timing(voice, job.store) if voice else None
         futures.append(submit_shot_segment(shot, spec, seed=job.seed + shot.id, voice_timing=timing,
-                                           wrap=shows_cached, profile=job.profile))
+                                           wrap=shows_cached, profile=job.profile, synced=synced.get(shot.id)))
     segments = []
     for shot, fut in zip(plan.shots, futures, strict=True):
         segments.append(fut.result())

@@ -248,17 +248,42 @@ def export_artifact(ref: ArtifactRef, out_path: str | Path, store: ArtifactStore
 
 
 # --------------------------------------------------------------------------- lip sync (gpu profile)
-def lipsync_recipe(visual: str | Path, voice: str | Path, backend_id: str) -> Recipe:
-    return Recipe(stage=LIPSYNC_STAGE, backend="wav2lip", model=backend_id,
-                  params={"v": 1}, inputs=[file_digest(visual), file_digest(voice)])
+def lipsync_backend(profile: str | None = None, name: str | None = None) -> Any:
+    """The profile's Wav2Lip backend, or None where the profile names none or lipsync.backend is `none`.
+    Its weights are checked here (missing → a StudioError naming the model and how to pre-fetch it)."""
+    from studio.configs.schema import studio_config
+    from studio.resources.registry import load_backend, resolve_profile
+
+    if video_config().lipsync.backend == "none":
+        return None
+    if name is None:
+        models = studio_config().models.profiles.get(resolve_profile(profile))
+        name = models.lipsync if models is not None else None
+        if not name:
+            return None
+    backend = load_backend("lipsync", name=name)
+    backend.require()
+    return backend
+
+
+def lipsync_recipe(backend: Any, visual: str | Path, voice: str | Path, box: list[int] | tuple[int, ...],
+                   fps: int, seconds: float | None, voice_offset: float = 0.0) -> Recipe:
+    return Recipe(stage=LIPSYNC_STAGE, backend="wav2lip", model=backend.model_id,
+                  params={"v": 2, "model_name": backend.name, "box": list(box), "fps": fps,
+                          "seconds": None if seconds is None else round(seconds, 3),
+                          "voice_offset": round(voice_offset, 3), "blend": video_config().lipsync.model_dump(),
+                          "ffmpeg": ffmpeg_version()},
+                  inputs=[file_digest(visual), file_digest(voice)])
 
 
 @task(name="sync_lips", task_run_name="sync_lips", **generation_task_options(heavy=True))
 def sync_lips(recipe: Recipe, visual: str, voice: str) -> ArtifactRef:
-    """Wav2Lip on a still or clip + a voice line → a lip-synced clip (gpu profile only; never faked)."""
-    from studio.resources.video.lipsync import Wav2LipBackend
+    """Wav2Lip on a keyframe + a voice line → a lossless lip-synced clip (gpu profile; recipe-cached)."""
+    p = recipe.params
 
-    def write(tmp: Path) -> None:
-        Wav2LipBackend.from_config().sync(Path(visual), Path(voice), tmp)
+    def write(tmp: Path) -> dict[str, Any]:
+        backend = lipsync_backend(name=p["model_name"])
+        return backend.sync(Path(visual), Path(voice), tmp, box=tuple(p["box"]), fps=p["fps"],
+                            seconds=p["seconds"], voice_offset=p["voice_offset"])
 
-    return ArtifactStore.from_settings().lookup_or_make(recipe, ".mp4", "video/mp4", write)
+    return ArtifactStore.from_settings().lookup_or_make(recipe, ".mkv", "video/x-matroska", write)

@@ -103,14 +103,16 @@ class AudioMixConfig(BaseModel):
 
 
 class LipSyncConfig(BaseModel):
+    """How Wav2Lip's output is blended into a keyframe (the model itself is the gpu profile's `lipsync` entry in
+    configs/models.yaml)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["wav2lip", "none"] = "wav2lip"
-    wav2lip_dir: str | None = None  # a checkout of Rudrabha/Wav2Lip (has inference.py)
-    checkpoint: str | None = None  # wav2lip_gan.pth
-    python: str | None = None  # the interpreter of Wav2Lip's environment; default: this one
-    extra_args: list[str] = []
-    timeout_s: float = Field(default=900.0, gt=0)
+    backend: Literal["wav2lip", "none"] = "wav2lip"  # none: lip flaps on every profile
+    batch_size: int = Field(default=32, ge=1, le=1024)  # frames per network call
+    mouth_top: float = Field(default=0.5, ge=0.0, lt=1.0)  # blend from this fraction of the face box down
+    feather: float = Field(default=0.12, ge=0.0, le=0.5)  # ramp width, fraction of the box's smaller side
+    pad_bottom: float = Field(default=0.1, ge=0.0, le=0.5)  # box extended below the chin (Wav2Lip's pads)
 
 
 class AnimationConfig(BaseModel):

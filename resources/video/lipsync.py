@@ -1,33 +1,39 @@
-"""Lip sync: Wav2Lip on the `gpu` profile, where it is installed; on every profile, mouth flaps for the cut-out
-animator from the voice line's envelope (`mouth_openness`), which is also Wav2Lip's fallback.
+"""Lip sync: Wav2Lip on the `gpu` profile; on every profile, mouth flaps for the cut-out animator from the voice
+line's envelope (`mouth_openness`), which is also Wav2Lip's fallback when a keyframe shows no face.
 
 Flaps: the timing sidecar the voice stage writes next to each line carries `envelope` (RMS per hop, dBFS) and
 `segments` (voiced regions); the mouth layer opens with the loudness of the line at each frame and closes
 in silence.
 
-Wav2Lip (https://github.com/Rudrabha/Wav2Lip) is research code run from its own checkout and environment;
-the studio calls its `inference.py` as a subprocess with the paths from `configs/video.yaml` (`lipsync:`):
-
-    python inference.py --checkpoint_path CKPT --face VISUAL --audio VOICE --outfile OUT [extra_args]
-
-Registered as backend "wav2lip" (modality `lipsync`) in resources/registry.py. It is heavy: the task that runs
-it (`studio.tasks.video.sync_lips`) carries the `gpu-heavy` tag so it never shares the GPU with SDXL or vLLM.
+Wav2Lip runs in-process (`studio.resources.video.wav2lip_net`): a heavy model of the residency manager, loaded
+once per process from a local `.pth`/`.safetensors` or a Hugging Face id already in the local cache (never
+downloaded at run time), parked in host RAM between heavy tasks. Per shot: the face box (mediapipe, found by
+the task layer and part of the recipe) is cropped to 96×96, the network draws the mouth for each 0.2 s mel
+window, and the lower part of the box is blended back with a feathered mask — pixels outside the box are the
+keyframe's own. Frames are piped to ffmpeg (lossless RGB, bit-exact flags) and muxed with the voice, placed
+`voice_offset` seconds into the shot. Registered as backend "wav2lip" (modality `lipsync`) in
+resources/registry.py; `options.width` in configs/models.yaml scales the network (1.0 = the published one).
 """
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from studio.configs.errors import StudioError
 from studio.configs.schema import ModelEntry
-from studio.resources.media.probe import probe, require_video
+from studio.resources.media.audio_io import load_audio, write_wav
+from studio.resources.media.ffmpeg import BITEXACT_OUTPUT, ffmpeg_path
+from studio.resources.runtime.model_sources import ModelNotAvailableError, Source, offline, resolve_source
+from studio.resources.runtime.residency import HeavyModel, detect_device, get_residency
 from studio.resources.video.config import LipSyncConfig, video_config
+
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in keyframe pixels
 
 
 class LipSyncUnavailableError(StudioError):
@@ -38,86 +44,214 @@ class LipSyncError(StudioError):
     pass
 
 
+def _read_rgb(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.ascontiguousarray(np.asarray(im.convert("RGB")))
+
+
+def find_face_box(image: Path | str, pad_bottom: float | None = None) -> Box | None:
+    """The largest face's box (mediapipe face mesh: brow to chin, cheek to cheek, extended below the chin the
+    way Wav2Lip pads its detections), or None when no face is found."""
+    from studio.resources.image.faces import MediapipeFaceEmbedder
+
+    rgb = _read_rgb(Path(image))
+    pts = MediapipeFaceEmbedder().landmarks(rgb)
+    if pts is None:
+        return None
+    pad = video_config().lipsync.pad_bottom if pad_bottom is None else pad_bottom
+    h, w = rgb.shape[:2]
+    x0, y0 = pts[:, 0].min(), pts[:, 1].min()
+    x1, y1 = pts[:, 0].max(), pts[:, 1].max()
+    y1 += pad * (y1 - y0)
+    box = (int(max(0, np.floor(x0))), int(max(0, np.floor(y0))), int(min(w, np.ceil(x1))), int(min(h, np.ceil(y1))))
+    return box if box[2] - box[0] >= 16 and box[3] - box[1] >= 16 else None
+
+
+def mouth_mask(w: int, h: int, mouth_top: float, feather: float) -> np.ndarray:
+    """(h, w, 1) blend weights: 1 over the lower face (from `mouth_top` of the box height down), ramping to 0
+    over `feather` of the box size towards every edge of the box — so nothing outside the box changes."""
+    ramp = max(1.0, feather * min(w, h))
+    ys, xs = np.arange(h, dtype=np.float32) + 0.5, np.arange(w, dtype=np.float32) + 0.5
+    top = mouth_top * h
+    wy = np.clip((ys - top) / ramp, 0, 1) * np.clip((h - ys) / ramp, 0, 1)
+    wx = np.clip(xs / ramp, 0, 1) * np.clip((w - xs) / ramp, 0, 1)
+    return (wy[:, None] * wx[None, :])[:, :, None]
+
+
 class Wav2LipBackend:
+    """Wav2Lip generator in-process; `sync()` writes a lip-synced clip of a keyframe (see the module docstring)."""
+
     heavy = True
 
-    def __init__(self, name: str = "wav2lip", entry: ModelEntry | None = None, config: LipSyncConfig | None = None):
-        cfg = (config or video_config().lipsync).model_copy()
-        if entry is not None:  # a models.yaml entry may point at the checkout/checkpoint instead of video.yaml
-            opts = entry.options or {}
-            cfg = cfg.model_copy(update={k: v for k, v in {
-                "wav2lip_dir": opts.get("wav2lip_dir") or entry.source, "checkpoint": opts.get("checkpoint"),
-                "python": opts.get("python")}.items() if v})
+    def __init__(self, name: str = "wav2lip-gan", entry: ModelEntry | None = None,
+                 config: LipSyncConfig | None = None):
         self.name = name
-        self.config = cfg
-        self.model_id = f"wav2lip@{Path(cfg.checkpoint).name if cfg.checkpoint else 'unset'}"
+        self.entry = entry or ModelEntry(modality="lipsync", backend="wav2lip", heavy=True)
+        self.heavy = self.entry.heavy
+        self.config = config or video_config().lipsync
+        self.width = float(self.entry.options.get("width", 1.0))
+        self.device = detect_device(_settings().gpu.device)
+        self._weights: tuple[Path, Source] | None = None
 
-    @classmethod
-    def from_config(cls) -> Wav2LipBackend:
-        return cls(config=video_config().lipsync)
+    # ------------------------------------------------------------------ weights
+    def weights(self) -> tuple[Path, Source]:
+        """The checkpoint file and its source (revision for recipes); raises naming what to fetch or place."""
+        if self._weights is None:
+            self._weights = self._resolve()
+        return self._weights
 
-    # ------------------------------------------------------------------ availability
-    def problems(self) -> list[str]:
-        """Why this backend cannot run here (empty when it can)."""
-        c = self.config
-        out = []
-        if c.backend != "wav2lip":
-            out.append("configs/video.yaml lipsync.backend is not 'wav2lip'")
-        if not c.wav2lip_dir:
-            out.append("lipsync.wav2lip_dir is not set (a checkout of Rudrabha/Wav2Lip)")
-        elif not (Path(c.wav2lip_dir) / "inference.py").is_file():
-            out.append(f"{c.wav2lip_dir} has no inference.py: is it a Wav2Lip checkout?")
-        if not c.checkpoint:
-            out.append("lipsync.checkpoint is not set (e.g. checkpoints/wav2lip_gan.pth)")
-        elif not Path(c.checkpoint).is_file():
-            out.append(f"checkpoint {c.checkpoint} does not exist")
-        if c.python and not Path(c.python).is_file():
-            out.append(f"lipsync.python {c.python} does not exist")
-        return out
+    def _resolve(self) -> tuple[Path, Source]:
+        src_text = self.entry.source
+        what = f"lip-sync model '{self.name}'"
+        weight_name = self.entry.options.get("weight_name", "wav2lip_gan.pth")
+        if src_text and src_text.startswith(("/", "~", ".")) and not Path(src_text).expanduser().exists():
+            raise ModelNotAvailableError(
+                f"{what}: no weights at {src_text}. Place the Wav2Lip checkpoint there (wav2lip_gan.pth from "
+                "https://github.com/Rudrabha/Wav2Lip, or a .safetensors export), or set 'source:' in "
+                "configs/models.yaml to a Hugging Face id pre-fetched with `huggingface-cli download`.")
+        src = resolve_source(src_text, what, "configs/models.yaml", self.entry.revision)
+        if src.local:
+            path = Path(src.ref)
+            if path.is_dir():
+                found = sorted(path.rglob("*.safetensors")) or sorted(path.rglob("*.pth"))
+                if not found:
+                    raise ModelNotAvailableError(f"{what}: {path} holds no .pth or .safetensors checkpoint")
+                path = found[0]
+            return path, src
+        try:  # a Hugging Face id: only ever from the local cache
+            from huggingface_hub import hf_hub_download
 
-    def available(self) -> bool:
-        return not self.problems()
+            path = Path(hf_hub_download(src.ref, weight_name, revision=self.entry.revision, local_files_only=True))
+        except Exception:  # noqa: BLE001 - any failure means "not in the local cache"
+            raise ModelNotAvailableError(
+                f"{what} '{src.ref}' ({weight_name}) is not in the local Hugging Face cache"
+                f"{' and the studio is offline' if offline() else ''}; weights are never downloaded at run time. "
+                f"Pre-fetch it with `huggingface-cli download {src.ref} {weight_name}` on this host, or point "
+                "'source:' in configs/models.yaml at a local .pth file.") from None
+        return path, src
+
+    @property
+    def model_id(self) -> str:
+        path, src = self.weights()
+        return f"{self.name}@{src.revision}+w{self.width:g}"
 
     def require(self) -> None:
-        if problems := self.problems():
-            raise LipSyncUnavailableError("Wav2Lip lip sync is not available: " + "; ".join(problems)
-                                          + ". Set these under lipsync: in configs/video.yaml, or render "
-                                          "without lip sync (the preview profile never fakes it).")
+        self.weights()
+
+    # ------------------------------------------------------------------ residency
+    def heavy_model(self) -> HeavyModel:
+        from studio.resources.video.wav2lip_net import load_wav2lip
+
+        path, src = self.weights()
+        dtype = self.entry.dtype
+
+        def load(device: str) -> Any:
+            net = load_wav2lip(path, self.width, device)
+            return net.half() if device.startswith("cuda") and dtype == "float16" else net
+
+        return HeavyModel(name=f"{self.name}@{src.revision}", load=load, est_host_gb=max(self.entry.vram_gb, 0.05))
 
     # ------------------------------------------------------------------ running
-    def command(self, visual: Path, voice: Path, out: Path) -> list[str]:
-        c = self.config
-        return [c.python or sys.executable, "inference.py", "--checkpoint_path", str(Path(c.checkpoint).resolve()),
-                "--face", str(Path(visual).resolve()), "--audio", str(Path(voice).resolve()),
-                "--outfile", str(Path(out).resolve()), *c.extra_args]
+    def predict(self, net: Any, faces: np.ndarray, windows: np.ndarray) -> np.ndarray:
+        """Network forward in batches: faces (6, 96, 96) one crop for the still, windows (n, 80, 16) →
+        (n, 96, 96, 3) uint8 BGR."""
+        import torch
 
-    def sync(self, visual: Path, voice: Path, out: Path) -> Path:
-        """Run Wav2Lip; `out` gets an mp4 whose mouth follows `voice`. Raises with Wav2Lip's own log tail."""
-        self.require()
-        if visual.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"):
-            if not visual.is_file():
-                raise LipSyncError(f"lip sync visual not found: {visual}")
-        else:
-            require_video(visual)
-        if not probe(voice).has_audio:
-            raise LipSyncError(f"lip sync voice {voice} has no audio stream")
-        work = Path(tempfile.mkdtemp(prefix="studio-wav2lip-"))
-        try:
-            target = work / "result.mp4"
-            proc = subprocess.run(self.command(visual, voice, target), cwd=self.config.wav2lip_dir,
-                                  capture_output=True, text=True, timeout=self.config.timeout_s)
-            if proc.returncode != 0 or not target.is_file():
-                tail = "\n  ".join((proc.stderr or proc.stdout).strip().splitlines()[-10:])
-                hint = " (no face found in the visual?)" if "Face not detected" in (proc.stderr + proc.stdout) else ""
-                raise LipSyncError(f"Wav2Lip failed (exit {proc.returncode}){hint}:\n  {tail}")
-            require_video(target)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(target), out)
-            return out
-        except subprocess.TimeoutExpired as e:
-            raise LipSyncError(f"Wav2Lip took longer than {self.config.timeout_s} s; raise lipsync.timeout_s") from e
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+        param = next(net.parameters())
+        out = []
+        face_t = torch.from_numpy(faces).to(param.device, param.dtype)
+        bs = self.config.batch_size
+        with torch.inference_mode():
+            for i in range(0, len(windows), bs):
+                mel = torch.from_numpy(windows[i:i + bs]).to(param.device, param.dtype).unsqueeze(1)
+                pred = net(mel, face_t.unsqueeze(0).expand(len(mel), -1, -1, -1))
+                out.append((pred.float().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, 96, 96, 3), np.uint8)
+
+    def sync(self, visual: Path, voice: Path, out: Path, *, box: Box, fps: int, seconds: float | None = None,
+             voice_offset: float = 0.0) -> dict[str, Any]:
+        """Write a lossless clip (Matroska: RGB H.264 qp 0 + PCM voice) of the still `visual` whose mouth follows
+        `voice`, `seconds` long (default: the voice line) at `fps`, the line starting `voice_offset` in."""
+        import cv2
+
+        from studio.resources.video.wav2lip_net import FACE_SIZE, SAMPLE_RATE, mel_windows, melspectrogram
+
+        visual, voice = Path(visual), Path(voice)
+        if not visual.is_file():
+            raise LipSyncError(f"lip sync visual not found: {visual}")
+        frame = _read_rgb(visual)
+        H, W = frame.shape[:2]
+        x0, y0, x1, y1 = box
+        if not (0 <= x0 < x1 <= W and 0 <= y0 < y1 <= H):
+            raise LipSyncError(f"face box {box} lies outside the {W}×{H} keyframe {visual}")
+        line16, _ = load_audio(voice, sr=SAMPLE_RATE)
+        native, sr = load_audio(voice)
+        seconds = float(seconds or voice_offset + len(native) / sr)
+        n = max(1, round(seconds * fps))
+        timeline = np.zeros(int(round(n / fps * SAMPLE_RATE)), np.float32)
+        start = int(round(voice_offset * SAMPLE_RATE))
+        part = line16[: max(0, len(timeline) - start)]
+        timeline[start:start + len(part)] = part
+        windows = mel_windows(melspectrogram(timeline), n, fps)
+        crop = cv2.resize(frame[y0:y1, x0:x1, ::-1], (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
+        ref = crop.astype(np.float32) / 255.0
+        masked = ref.copy()
+        masked[FACE_SIZE // 2:] = 0.0
+        faces = np.ascontiguousarray(np.concatenate([masked, ref], axis=2).transpose(2, 0, 1))
+        t0 = time.perf_counter()
+        with get_residency().use(self.heavy_model()) as net:
+            t_net = time.perf_counter()
+            preds = self.predict(net, faces, windows)
+            net_s = time.perf_counter() - t_net
+        hold_s = time.perf_counter() - t0
+        mask = mouth_mask(x1 - x0, y1 - y0, self.config.mouth_top, self.config.feather)
+        base = frame[y0:y1, x0:x1].astype(np.float32)
+
+        def produce(sink: Any) -> None:
+            for pred in preds:
+                mouth = cv2.resize(pred[:, :, ::-1], (x1 - x0, y1 - y0), interpolation=cv2.INTER_CUBIC)
+                out_frame = frame.copy()
+                out_frame[y0:y1, x0:x1] = np.clip(np.rint(base + mask * (mouth - base)), 0, 255).astype(np.uint8)
+                sink(out_frame.tobytes())
+
+        self._encode(W, H, fps, n, produce, native, sr, voice_offset, out)
+        return {"model": self.model_id, "device": self.device, "frames": n, "fps": fps, "seconds": round(n / fps, 4),
+                "box": list(box), "voice_offset": voice_offset, "network_s": round(net_s, 4),
+                "gpu_hold_s": round(hold_s, 4), "network_fps": round(n / net_s, 1) if net_s > 0 else None}
+
+    @staticmethod
+    def _encode(W: int, H: int, fps: int, n: int, produce: Any, voice: np.ndarray, sr: int, offset: float,
+                out: Path) -> None:
+        """One ffmpeg run: raw RGB frames on stdin + the voice placed `offset` s in (padded to the clip's length)
+        → lossless RGB H.264 + PCM in Matroska, bit-exact flags, one x264 thread (same inputs → same bytes)."""
+        with tempfile.TemporaryDirectory(prefix="studio-wav2lip-") as scratch:
+            total = int(round(n / fps * sr))
+            track = np.zeros(total, np.float32)
+            start = int(round(offset * sr))
+            part = voice[: max(0, total - start)]
+            track[start:start + len(part)] = part
+            wav = write_wav(Path(scratch) / "voice.wav", track, sr)
+            cmd = [ffmpeg_path(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-f", "rawvideo",
+                   "-pix_fmt", "rgb24", "-s", f"{W}x{H}", "-r", str(fps), "-i", "pipe:0", "-i", str(wav),
+                   "-map", "0:v", "-map", "1:a", "-frames:v", str(n), "-c:v", "libx264rgb", "-preset", "ultrafast",
+                   "-qp", "0", "-threads", "1", "-c:a", "pcm_s16le", *BITEXACT_OUTPUT, "-f", "matroska", str(out)]
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+            try:
+                produce(proc.stdin.write)
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+            err = proc.stderr.read().decode(errors="replace")
+            if proc.wait() != 0 or not out.is_file():
+                raise LipSyncError(f"ffmpeg could not encode the lip-synced clip: {err.strip()[-400:]}")
+
+
+def _settings() -> Any:
+    from studio.configs.settings import get_settings
+
+    return get_settings()
 
 
 # --------------------------------------------------------------------------- flaps (every profile)
