@@ -136,7 +136,8 @@ class LoraRegistry(Strict):
 
 
 # --------------------------------------------------------------------------- models.yaml
-Modality = Literal["image", "voice", "llm", "judge", "embedder", "face", "lipsync", "controlnet", "segmenter"]
+Modality = Literal["image", "voice", "llm", "judge", "embedder", "face", "lipsync", "controlnet", "segmenter",
+                   "video"]
 
 
 class ModelEntry(Strict):
@@ -158,8 +159,8 @@ class ProfileModels(Strict):
     embedder: str
     face: str | None = None
     lipsync: str | None = None  # Wav2Lip on keyframe shots with dialogue and a face; none: lip flaps
-    lipsync: str | None = None  # Wav2Lip on keyframe shots with dialogue and a face; none: lip flaps
     segmenter: str | None = None  # SAM2 masks for cut-outs (footage parodies, keyframe animation)
+    video: str | None = None  # image-to-video motion for keyframe shots; none: stills and cut-out animation
 
 
 class ModelsConfig(Strict):

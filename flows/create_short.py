@@ -95,6 +95,8 @@ def _make(job: shorts.ShortJob, shots: int | None, plan: dict[str, Any] | None,
     job.event("plan", f"{len(the_plan.shots)} shots: {the_plan.title}")
 
     plan_ref, the_plan, takes, rounds = shorts.render_and_judge(job, plan_ref, the_plan, max_revisions)
+    with job.stage("motion"):
+        shorts.motion_stage(job, the_plan, takes)
     with job.stage("segments"):
         segments = shorts.segment_stage(job, the_plan, takes)
     with job.stage("assembly"):

@@ -44,6 +44,9 @@ BACKENDS: dict[str, dict[str, str]] = {
     "lipsync": {
         "wav2lip": "studio.resources.video.lipsync:Wav2LipBackend",
     },
+    "video": {
+        "diffusers-ltx-i2v": "studio.resources.video.generation:DiffusersLTXVideoBackend",
+    },
     "segmenter": {
         "sam2": "studio.resources.image.segmentation:Sam2SegmenterBackend",
     },

@@ -31,6 +31,7 @@ from studio.tasks.animation import submit_shot_segment, sync_shot_lips, with_car
 from studio.tasks.caching import heavy_tags
 from studio.tasks.images import image_backend, keyframe_recipe, render_contact_sheet, render_keyframe, sheet_recipe
 from studio.tasks.judging import judge_backend, judge_recipe, judge_shots, shot_media
+from studio.tasks.motion import clip_path
 from studio.tasks.planning import load_plan, revise_plan_in_flow
 from studio.tasks.reuse import shows_cached
 from studio.tasks.short_report import Progress, report_stage
@@ -92,6 +93,7 @@ class Takes:
     keyframes: dict[int, ArtifactRef]
     footage: dict[int, ArtifactRef]
     frames: dict[int, ArtifactRef]
+    clips: dict[int, ArtifactRef] = field(default_factory=dict)  # generated motion per keyframe shot (gpu)
 
 
 def fail_point(stage: str) -> None:
@@ -219,7 +221,20 @@ def render_and_judge(job: ShortJob, plan_ref: ArtifactRef, plan: Plan, max_revis
     return plan_ref, plan, takes, rounds
 
 
-# ----------------------------------------------------------------------------- segments, cut, outputs
+# ----------------------------------------------------------------------------- motion, segments, cut, outputs
+def motion_stage(job: ShortJob, plan: Plan, takes: Takes) -> dict[int, ArtifactRef]:
+    """gpu profile: the final keyframes animated by the `video` model, all shots in one stage (one model switch
+    after SDXL and the judge); the clips become the segments' visuals. Nothing on profiles without one."""
+    from studio.tasks.motion import animate_keyframe_shots
+
+    seconds = {s.id: shot_seconds(s, takes.voice_s.get(s.id)) for s in plan.shots}
+    takes.clips = animate_keyframe_shots(plan.shots, takes.keyframes, seconds, profile=job.profile, seed=job.seed,
+                                         wrap=shows_cached)
+    if takes.clips:
+        report_stage("motion_clip", takes.clips, job.store, job.t_start)
+    return takes.clips
+
+
 def segment_stage(job: ShortJob, plan: Plan, takes: Takes) -> list[ArtifactRef]:
     """One segment per shot (recipe-cached): the shot's spec rendered by the segment renderer."""
     specs = []
@@ -229,7 +244,7 @@ def segment_stage(job: ShortJob, plan: Plan, takes: Takes) -> list[ArtifactRef]:
         voice = takes.voices.get(shot.id)
         specs.append(segment_spec_for(shot, keyframe=job.store.local_path(key) if key else None, footage=pick,
                                       voice=job.store.local_path(voice) if voice else None,
-                                      voice_s=takes.voice_s.get(shot.id)))
+                                      voice_s=takes.voice_s.get(shot.id), clip=clip_path(takes.clips, shot.id)))
     synced = sync_shot_lips(list(zip(plan.shots, specs, strict=True)), job.profile, wrap=shows_cached)
     futures = []
     for shot, spec in zip(plan.shots, specs, strict=True):
@@ -301,7 +316,7 @@ def caption_for(shot: Shot, max_chars: int = 48) -> str:
 
 
 def segment_spec_for(shot: Shot, *, keyframe: Path | None, footage: dict | None, voice: Path | None,
-                     voice_s: float | None) -> Any:
+                     voice_s: float | None, clip: Path | None = None) -> Any:
     from studio.resources.video.effects.library import resolve_effects
     from studio.resources.video.segment import SegmentSpec
 
@@ -313,5 +328,8 @@ def segment_spec_for(shot: Shot, *, keyframe: Path | None, footage: dict | None,
     }
     if footage is not None:
         return SegmentSpec(video=Path(footage["video"]), start=footage["start"], end=footage["end"],
+                           effects=[{"name": e} for e in shot.effects], **common)
+    if clip is not None:  # generated motion: the camera moves in the clip, so only the shot's own effects
+        return SegmentSpec(video=clip, duration=shot_seconds(shot, voice_s),
                            effects=[{"name": e} for e in shot.effects], **common)
     return SegmentSpec(image=keyframe, duration=shot_seconds(shot, voice_s), effects=still_effects(shot), **common)

@@ -115,6 +115,38 @@ class LipSyncConfig(BaseModel):
     pad_bottom: float = Field(default=0.1, ge=0.0, le=0.5)  # box extended below the chin (Wav2Lip's pads)
 
 
+class GenerationConfig(BaseModel):
+    """Image-to-video motion for keyframe shots on the gpu profile (resources/video/generation.py): the size,
+    rate and sampler of the generated clip and the plan that fits the model in 16 GB of VRAM."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # LTX-Video wants sides divisible by 32 and 8k+1 frames (its VAE packs 8 frames per latent after the first).
+    width: int = Field(default=1024, ge=32, le=2048, multiple_of=32)
+    height: int = Field(default=576, ge=32, le=2048, multiple_of=32)
+    fps: int = Field(default=24, ge=1, le=60)
+    max_frames: int = Field(default=121, ge=9, le=257)  # longer shots hold the last generated frame
+    steps: int = Field(default=30, ge=1, le=200)
+    guidance_scale: float = Field(default=3.0, ge=0.0, le=20.0)
+    negative_prompt: str = "worst quality, inconsistent motion, blurry, jittery, distorted"
+    max_sequence_length: int = Field(default=128, ge=8, le=512)  # T5 prompt tokens
+    decode_timestep: float = Field(default=0.0, ge=0.0, le=1.0)  # VAEs with timestep conditioning (0.9.1+)
+    decode_noise_scale: float | None = Field(default=None, ge=0.0, le=1.0)
+    # 16 GB plan: `model` = accelerate's model CPU offload (T5-XXL, transformer and VAE take turns on the GPU),
+    # `sequential` = per-layer offload (slowest, least VRAM), `none` = the whole pipeline on the GPU.
+    offload: Literal["none", "model", "sequential"] = "model"
+    vae_tiling: bool = True  # decode in spatial tiles: the VAE's peak is what breaks 16 GB at 1024×576
+    vae_slicing: bool = True
+    cpu_threads: int = Field(default=0, ge=0, le=256)  # torch threads on CPU; 0 = torch's default
+    animate: list[Literal["generate", "storyboard"]] = ["generate", "storyboard"]  # shot sources given motion
+
+    @model_validator(mode="after")
+    def _frames(self) -> GenerationConfig:
+        if (self.max_frames - 1) % 8:
+            raise ValueError(f"generation.max_frames {self.max_frames} must be 8k+1 (e.g. 97, 121)")
+        return self
+
+
 class AnimationConfig(BaseModel):
     """The cut-out animator of the `final` look (resources/video/animation.py)."""
 
@@ -139,6 +171,7 @@ class VideoConfig(BaseModel):
     # storyboard: the annotated still frames (caption band, camera marks) with a camera move
     look: Literal["final", "storyboard"] = "final"
     animation: AnimationConfig = AnimationConfig()
+    generation: GenerationConfig = GenerationConfig()
 
     @model_validator(mode="after")
     def _default_exists(self) -> VideoConfig:
