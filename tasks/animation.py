@@ -57,7 +57,8 @@ def _segment_params(spec: SegmentSpec) -> dict[str, Any]:
 
 
 def animated_segment_recipe(shot: Shot, spec: SegmentSpec, seconds: float, seed: int,
-                            fmt: OutputFormat | None = None) -> Recipe:
+                            fmt: OutputFormat | None = None, mask: ArtifactRef | None = None) -> Recipe:
+    """`mask`: the keyframe's SAM2 mask — the subject is then the keyframe's character cut out by it."""
     from studio.resources.image.storyboard.props import props_tag
     from studio.resources.video.animation import ANIMATION_VERSION
 
@@ -68,12 +69,15 @@ def animated_segment_recipe(shot: Shot, spec: SegmentSpec, seconds: float, seed:
               "format": fmt.model_dump(), "lip_flaps": video_config().animation.lip_flaps,
               "render": {"animation": ANIMATION_VERSION, "props": props_tag(), "font": video_config().font}}
     inputs = sorted([params["segment"]["voice"]] if params["segment"]["voice"] else [])
+    if mask is not None:
+        params["cutout"] = {"mask": mask.sha256, "keyframe": file_digest(spec.image)}
+        inputs = sorted([*inputs, mask.sha256, params["cutout"]["keyframe"]])
     return Recipe(stage=ANIMATED_STAGE, backend="cutout+ffmpeg", model=ffmpeg_version(), params=params,
                   inputs=inputs)
 
 
 def make_animated_segment(recipe: Recipe, shot: Shot, spec: SegmentSpec, voice_timing: dict | None = None,
-                          store: ArtifactStore | None = None) -> ArtifactRef:
+                          store: ArtifactStore | None = None, mask: ArtifactRef | None = None) -> ArtifactRef:
     """The body of `animate_shot`, callable without Prefect: frames → lossless clip → segment (voice, subs)."""
     from studio.resources.video.animation import render_animation
 
@@ -86,8 +90,14 @@ def make_animated_segment(recipe: Recipe, shot: Shot, spec: SegmentSpec, voice_t
         try:
             clip = scratch / "frames.mkv"
             timing = voice_timing if p["lip_flaps"] else None
+            cutouts = None
+            if mask is not None and shot.characters:
+                from studio.tasks.segmentation import keyframe_cutout
+
+                sprite = keyframe_cutout(Path(spec.image), mask, store)
+                cutouts = {shot.characters[0]: sprite} if sprite is not None else None
             meta = render_animation(shot, clip, fmt.width, fmt.height, fmt.fps, p["seconds"], p["seed"], timing,
-                                    spec.voice_offset)
+                                    spec.voice_offset, cutouts)
             seg = spec.model_copy(update={"image": None, "video": clip, "start": 0.0, "end": None, "duration": None})
             result = render_segment_file(seg, tmp, fmt)
             return dict(nframes=result.nframes, fps=result.fps, duration=result.duration,
@@ -101,9 +111,10 @@ def make_animated_segment(recipe: Recipe, shot: Shot, spec: SegmentSpec, voice_t
 
 
 @task(name="animate_shot", task_run_name="animate_shot-{shot.id}", **generation_task_options())
-def animate_shot(recipe: Recipe, shot: Shot, spec: SegmentSpec, voice_timing: dict | None = None) -> ArtifactRef:
+def animate_shot(recipe: Recipe, shot: Shot, spec: SegmentSpec, voice_timing: dict | None = None,
+                 mask: ArtifactRef | None = None) -> ArtifactRef:
     """One storyboard shot → one animated segment (cut-out animation + voice + subtitles), recipe-cached."""
-    return make_animated_segment(recipe, shot, spec, voice_timing)
+    return make_animated_segment(recipe, shot, spec, voice_timing, mask=mask)
 
 
 def animated_spec(shot: Shot, spec: SegmentSpec) -> SegmentSpec:
@@ -117,12 +128,17 @@ def _same(t: Task) -> Task:
 
 def submit_shot_segment(shot: Shot, spec: SegmentSpec, *, seed: int, voice_timing: dict | None = None,
                         wrap: Callable[[Task], Task] = _same, profile: str | None = None,
-                        synced: Path | None = None) -> Any:
+                        synced: Path | None = None, mask: ArtifactRef | None = None) -> Any:
     """Inside a flow: the shot's segment as a future — a keyframe shot lip-synced by the lip-sync stage
     (`sync_shot_lips`, gpu profile) becomes a segment of that clip; otherwise, in the `final` look, storyboard
     shots (stills) are animated with lip flaps from the voice (also Wav2Lip's fallback); footage and the
     `storyboard` look keep the segment renderer's own. `wrap`: applied to each task before submitting (e.g.
-    marking reused artifacts Cached)."""
+    marking reused artifacts Cached). `mask` (segmentation stage): a footage shot becomes a parody cut-out, a
+    keyframe shot's character is cut out of its keyframe and animated."""
+    if mask is not None and shot.source == "footage":
+        from studio.tasks.segmentation import cutout_segment_recipe, cutout_shot
+
+        return wrap(cutout_shot).submit(cutout_segment_recipe(shot, spec, mask, seed), shot, spec, mask, seed)
     if synced is not None and spec.image is not None and shot.source != "footage":
         # The clip lasts the whole shot with the line at its offset; the segment mixes the voice as for a still.
         vspec = spec.model_copy(update={"image": None, "video": synced, "duration": None,
@@ -132,7 +148,8 @@ def submit_shot_segment(shot: Shot, spec: SegmentSpec, *, seed: int, voice_timin
         return wrap(render_segment).submit(segment_recipe(spec), spec)
     seconds = float(spec.duration or shot.duration)
     aspec = animated_spec(shot, spec)
-    return wrap(animate_shot).submit(animated_segment_recipe(shot, aspec, seconds, seed), shot, aspec, voice_timing)
+    return wrap(animate_shot).submit(animated_segment_recipe(shot, aspec, seconds, seed, mask=mask), shot, aspec,
+                                     voice_timing, mask)
 
 
 def wants_lipsync(shot: Shot, spec: SegmentSpec, profile: str | None) -> bool:

@@ -208,9 +208,17 @@ def cutout_shot(recipe: Recipe, shot: Shot, spec: SegmentSpec, mask: ArtifactRef
 
 
 def keyframe_cutout(keyframe: Path, mask: ArtifactRef, store: ArtifactStore | None = None) -> Any:
-    """The keyframe's character as an RGBA sprite (cropped to its mask) for the cut-out animator."""
+    """The keyframe's character as an RGBA sprite (cropped to its mask) for the cut-out animator; None for an
+    empty mask (the animator then draws the character's figure)."""
     from studio.resources.image.faces import _read_rgb
     from studio.resources.image.segmentation import cutout_rgba
 
     store = store or ArtifactStore.from_settings()
-    return cutout_rgba(_read_rgb(keyframe), load_mask(store.local_path(mask)))
+    m = load_mask(store.local_path(mask))
+    return cutout_rgba(_read_rgb(keyframe), m) if m.any() else None
+
+
+def collect_masks(items: list[tuple[Shot, SegmentSpec]], profile: str | None, wrap: Any = None
+                  ) -> dict[int, ArtifactRef]:
+    """The segmentation stage of a short: every needed mask submitted together, then their refs by shot id."""
+    return {sid: fut.result() for sid, fut in submit_masks(items, profile, wrap).items()}

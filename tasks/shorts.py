@@ -34,6 +34,7 @@ from studio.tasks.judging import judge_backend, judge_recipe, judge_shots, shot_
 from studio.tasks.motion import clip_path
 from studio.tasks.planning import load_plan, revise_plan_in_flow
 from studio.tasks.reuse import shows_cached
+from studio.tasks.segmentation import collect_masks
 from studio.tasks.short_report import Progress, report_stage
 from studio.tasks.video import assemble_cut, cut_recipe
 from studio.tasks.voice import line_recipe, read_line_timing, voice_task_for
@@ -246,12 +247,15 @@ def segment_stage(job: ShortJob, plan: Plan, takes: Takes) -> list[ArtifactRef]:
                                       voice=job.store.local_path(voice) if voice else None,
                                       voice_s=takes.voice_s.get(shot.id), clip=clip_path(takes.clips, shot.id)))
     synced = sync_shot_lips(list(zip(plan.shots, specs, strict=True)), job.profile, wrap=shows_cached)
+    masks = collect_masks([(s, p) for s, p in zip(plan.shots, specs, strict=True) if s.id not in synced],
+                          job.profile, wrap=shows_cached)  # SAM2 cut-outs: one model load for all shots
     futures = []
     for shot, spec in zip(plan.shots, specs, strict=True):
         voice = takes.voices.get(shot.id)
         timing = read_line_timing(voice, job.store) if voice else None
         futures.append(submit_shot_segment(shot, spec, seed=job.seed + shot.id, voice_timing=timing,
-                                           wrap=shows_cached, profile=job.profile, synced=synced.get(shot.id)))
+                                           wrap=shows_cached, profile=job.profile, synced=synced.get(shot.id),
+                                           mask=masks.get(shot.id)))
     segments = []
     for shot, fut in zip(plan.shots, futures, strict=True):
         segments.append(fut.result())

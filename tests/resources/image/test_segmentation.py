@@ -271,3 +271,21 @@ def test_cutout_effect_is_a_no_op_in_the_chain_where_nothing_cut_it_out(tmp_path
     res = render_segment_file(SegmentSpec(video=clip, start=0.0, end=1.0, effects=["cutout"]), tmp_path / "s.mp4",
                               FMT)
     assert res.nframes == 8
+
+
+def test_keyframe_shot_animated_as_a_cutout_of_its_sam2_mask(gpu_env, tmp_path):
+    from studio.resources.runtime.artifacts import ArtifactStore
+    from studio.tasks.animation import animated_segment_recipe, make_animated_segment
+    from studio.tasks.segmentation import cutout_kind, keyframe_mask_recipe, segment_keyframe, segmenter_backend
+
+    key = _keyframe(tmp_path / "key.png")
+    shot = Shot(id=5, characters=["bunny"], action="The bunny runs", verb="run", location="meadow", camera="wide")
+    spec = SegmentSpec(image=key, duration=1.0)
+    assert cutout_kind(shot, spec, "preview") is None
+    mask = segment_keyframe.fn(keyframe_mask_recipe(segmenter_backend("gpu"), key), str(key))
+    plain = animated_segment_recipe(shot, spec, 1.0, 3, fmt=FMT)
+    recipe = animated_segment_recipe(shot, spec, 1.0, 3, fmt=FMT, mask=mask)
+    assert recipe.key() != plain.key() and mask.sha256 in recipe.inputs
+    seg = make_animated_segment(recipe, shot, spec, mask=mask)
+    actors = ArtifactStore.from_settings().sidecar(seg)["extra"]["animation"]["actors"]
+    assert next(a for a in actors if a["id"] == "bunny")["cutout"] is True
