@@ -29,6 +29,7 @@ from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recip
 from studio.tasks import footage as footage_tasks
 from studio.tasks.animation import submit_shot_segment, sync_shot_lips, with_cards
 from studio.tasks.caching import heavy_tags
+from studio.tasks.expression import exaggerate_keyframes
 from studio.tasks.images import image_backend, keyframe_recipe, render_contact_sheet, render_keyframe, sheet_recipe
 from studio.tasks.judging import judge_backend, judge_recipe, judge_shots, shot_media
 from studio.tasks.motion import clip_path
@@ -175,6 +176,8 @@ def picture_stage(job: ShortJob, plan: Plan, voice_s: dict[int, float]
     for sid, fut in picks.items():
         footage[sid] = fut.result()
         job.event("footage", f"shot {sid}/{len(plan.shots)}", advance=1)
+    # Climax beats (exaggeration > 1) on the gpu profile: the face redrawn with the emotion, SDXL still resident.
+    keyframes = exaggerate_keyframes(plan.shots, keyframes, backend, job.profile, wrap=shows_cached)
     report_stage("keyframe", keyframes, job.store, job.t_start)
     report_stage("footage_pick", footage, job.store, job.t_start)
     frames = {**keyframes, **{sid: footage_tasks.footage_frame(ref) for sid, ref in footage.items()}}

@@ -59,6 +59,30 @@ def _read_rgb(path: Path | str) -> np.ndarray:
         return np.ascontiguousarray(np.asarray(im.convert("RGB")))
 
 
+def face_box(image: Path | str, pad_bottom: float = 0.0) -> tuple[int, int, int, int] | None:
+    """The largest face's box (x0, y0, x1, y1) from mediapipe's face mesh — brow to chin, cheek to cheek —
+    extended by `pad_bottom` of its height below the chin; None when no face is found (or it is tiny)."""
+    rgb = _read_rgb(image)
+    pts = MediapipeFaceEmbedder().landmarks(rgb)
+    if pts is None:
+        return None
+    h, w = rgb.shape[:2]
+    x0, y0, x1, y1 = pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()
+    y1 += pad_bottom * (y1 - y0)
+    box = (int(max(0, np.floor(x0))), int(max(0, np.floor(y0))), int(min(w, np.ceil(x1))), int(min(h, np.ceil(y1))))
+    return box if box[2] - box[0] >= 16 and box[3] - box[1] >= 16 else None
+
+
+def box_blend_mask(w: int, h: int, top: float = 0.0, feather: float = 0.12) -> np.ndarray:
+    """(h, w, 1) blend weights for pasting an edit into a face box: 1 from `top` of the box height down, ramping
+    to 0 over `feather` of the box's smaller side towards every edge — so nothing outside the box changes."""
+    ramp = max(1.0, feather * min(w, h))
+    ys, xs = np.arange(h, dtype=np.float32) + 0.5, np.arange(w, dtype=np.float32) + 0.5
+    wy = np.clip((ys - top * h) / ramp, 0, 1) * np.clip((h - ys) / ramp, 0, 1)
+    wx = np.clip(xs / ramp, 0, 1) * np.clip((w - xs) / ramp, 0, 1)
+    return (wy[:, None] * wx[None, :])[:, :, None]
+
+
 class MediapipeFaceEmbedder:
     heavy = False
     default_threshold = 0.62

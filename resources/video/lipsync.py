@@ -27,6 +27,7 @@ import numpy as np
 
 from studio.configs.errors import StudioError
 from studio.configs.schema import ModelEntry
+from studio.resources.image.faces import _read_rgb, box_blend_mask
 from studio.resources.media.audio_io import load_audio, write_wav
 from studio.resources.media.ffmpeg import BITEXACT_OUTPUT, ffmpeg_path
 from studio.resources.runtime.model_sources import ModelNotAvailableError, Source, offline, resolve_source
@@ -44,40 +45,11 @@ class LipSyncError(StudioError):
     pass
 
 
-def _read_rgb(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.ascontiguousarray(np.asarray(im.convert("RGB")))
-
-
 def find_face_box(image: Path | str, pad_bottom: float | None = None) -> Box | None:
-    """The largest face's box (mediapipe face mesh: brow to chin, cheek to cheek, extended below the chin the
-    way Wav2Lip pads its detections), or None when no face is found."""
-    from studio.resources.image.faces import MediapipeFaceEmbedder
+    """The largest face's box, extended below the chin the way Wav2Lip pads its detections; None: no face."""
+    from studio.resources.image.faces import face_box
 
-    rgb = _read_rgb(Path(image))
-    pts = MediapipeFaceEmbedder().landmarks(rgb)
-    if pts is None:
-        return None
-    pad = video_config().lipsync.pad_bottom if pad_bottom is None else pad_bottom
-    h, w = rgb.shape[:2]
-    x0, y0 = pts[:, 0].min(), pts[:, 1].min()
-    x1, y1 = pts[:, 0].max(), pts[:, 1].max()
-    y1 += pad * (y1 - y0)
-    box = (int(max(0, np.floor(x0))), int(max(0, np.floor(y0))), int(min(w, np.ceil(x1))), int(min(h, np.ceil(y1))))
-    return box if box[2] - box[0] >= 16 and box[3] - box[1] >= 16 else None
-
-
-def mouth_mask(w: int, h: int, mouth_top: float, feather: float) -> np.ndarray:
-    """(h, w, 1) blend weights: 1 over the lower face (from `mouth_top` of the box height down), ramping to 0
-    over `feather` of the box size towards every edge of the box — so nothing outside the box changes."""
-    ramp = max(1.0, feather * min(w, h))
-    ys, xs = np.arange(h, dtype=np.float32) + 0.5, np.arange(w, dtype=np.float32) + 0.5
-    top = mouth_top * h
-    wy = np.clip((ys - top) / ramp, 0, 1) * np.clip((h - ys) / ramp, 0, 1)
-    wx = np.clip(xs / ramp, 0, 1) * np.clip((w - xs) / ramp, 0, 1)
-    return (wy[:, None] * wx[None, :])[:, :, None]
+    return face_box(image, video_config().lipsync.pad_bottom if pad_bottom is None else pad_bottom)
 
 
 class Wav2LipBackend:
@@ -206,7 +178,7 @@ class Wav2LipBackend:
             preds = self.predict(net, faces, windows)
             net_s = time.perf_counter() - t_net
         hold_s = time.perf_counter() - t0
-        mask = mouth_mask(x1 - x0, y1 - y0, self.config.mouth_top, self.config.feather)
+        mask = box_blend_mask(x1 - x0, y1 - y0, self.config.mouth_top, self.config.feather)
         base = frame[y0:y1, x0:x1].astype(np.float32)
 
         def produce(sink: Any) -> None:
