@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
+from support.gpu_env import use_gpu_configs
 from typer.testing import CliRunner
 
 from studio.configs.settings import get_settings
@@ -40,12 +41,7 @@ def tiny(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def gpu_env(tiny, tmp_path, monkeypatch):
-    monkeypatch.setenv("STUDIO_CONFIG_DIR", str(tiny))
-    monkeypatch.setenv("STUDIO_PROFILE", "gpu")
-    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("STUDIO_STORE__URI", str(tmp_path / "store"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    get_settings.cache_clear()
+    use_gpu_configs(monkeypatch, tiny, tmp_path)
     yield tmp_path
     get_settings.cache_clear()
 

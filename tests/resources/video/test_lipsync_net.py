@@ -13,6 +13,7 @@ import pytest
 import torch
 import yaml
 from PIL import Image
+from support.gpu_env import use_gpu_configs
 
 from studio.configs.errors import StudioError
 from studio.configs.settings import get_settings
@@ -63,12 +64,7 @@ def _configs(tmp: Path, source: str, width: float = TINY_WIDTH) -> Path:
 @pytest.fixture
 def gpu_env(tmp_path, tiny_ckpt, monkeypatch):
     torch.set_num_threads(1)
-    monkeypatch.setenv("STUDIO_CONFIG_DIR", str(_configs(tmp_path, str(tiny_ckpt))))
-    monkeypatch.setenv("STUDIO_PROFILE", "gpu")
-    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("STUDIO_STORE__URI", str(tmp_path / "store"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    get_settings.cache_clear()
+    use_gpu_configs(monkeypatch, _configs(tmp_path, str(tiny_ckpt)), tmp_path)
     yield tmp_path
     get_settings.cache_clear()
 
