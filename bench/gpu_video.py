@@ -47,8 +47,12 @@ PROMPT = "big buck bunny waves hello and hops across a sunny meadow, the camera 
 def build_random_ltx(out: Path, device: str, tiny: bool) -> float:
     """Random-weight LTX-Video image-to-video pipeline saved like the real one (bf16 on GPU, fp32 tiny)."""
     import torch
-    from diffusers import (AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXImageToVideoPipeline,
-                           LTXVideoTransformer3DModel)
+    from diffusers import (
+        AutoencoderKLLTXVideo,
+        FlowMatchEulerDiscreteScheduler,
+        LTXImageToVideoPipeline,
+        LTXVideoTransformer3DModel,
+    )
     from transformers import T5Config, T5EncoderModel
 
     from studio.resources.video.tiny_video_models import tiny_ltx_components, tiny_t5_tokenizer

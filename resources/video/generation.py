@@ -68,7 +68,7 @@ def motion_prompt(shot: Shot, image_prompt: str) -> str:
 
 def clip_frames(seconds: float, fps: int, max_frames: int) -> tuple[int, int]:
     """(frames the shot needs, frames to generate): the smallest 8k+1 ≥ the need, at most `max_frames`."""
-    needed = max(1, int(round(seconds * fps)))
+    needed = max(1, math.ceil(seconds * fps - 1e-6))  # never shorter than the shot (the segment cuts it)
     return needed, min(max_frames, 8 * math.ceil(max(needed - 1, 1) / 8) + 1)
 
 

@@ -101,6 +101,23 @@ def test_tiny_ltx_through_the_backend_animates_the_keyframe(gpu_env, tmp_path):
     assert np.array_equal(long[:12], a)  # same seed, same generated frames
 
 
+def test_a_clip_becomes_the_shot_segment(gpu_env, tmp_path):
+    from studio.configs.vocabulary import Shot
+    from studio.resources.video.config import OutputFormat
+    from studio.resources.video.segment import render_segment_file
+    from studio.tasks.shorts import segment_spec_for
+
+    backend = _backend()
+    shot = Shot(id=1, action="runs across the meadow", duration=1.5, camera_move="push-in", effects=[])
+    clip = tmp_path / "clip.mkv"
+    backend.render(backend.prepare(MotionRequest(image=_keyframe(tmp_path / "k.png", 0), prompt=PROMPT,
+                                                 seconds=1.5)), clip)
+    spec = segment_spec_for(shot, keyframe=tmp_path / "k.png", footage=None, voice=None, voice_s=None, clip=clip)
+    assert spec.video == clip and spec.image is None and spec.effects == []  # the camera moves in the clip
+    result = render_segment_file(spec, tmp_path / "seg.mp4", OutputFormat(width=128, height=72, fps=24))
+    assert result.nframes == 36 and round(require_video(tmp_path / "seg.mp4").duration, 1) == 1.5
+
+
 def test_same_recipe_same_bytes(gpu_env, tmp_path, monkeypatch):
     from studio.tasks.motion import animate_keyframe, motion_recipe
 
