@@ -149,6 +149,8 @@ def _used_as_character(tok: Any, cast: CastTable) -> bool:
         return True
     if dep == "amod" and tok.head.pos_ == "VERB":
         return True  # "a short of Shrek meeting Luca": the small tagger reads the name as the gerund's modifier
+    if dep == "advmod" and tok.head.pos_ == "VERB" and tok.i > tok.head.i and not nlp.dictionary_word(tok):
+        return True  # "Rinky meets Shrek": the small parser reads the unknown name as an adverb
     if dep in ("dobj", "dative", "attr", "appos", "ROOT", "npadvmod"):
         return tok.ent_type_ not in nlp.NOT_NAME_ENTS
     if dep == "pobj":
@@ -166,8 +168,10 @@ def unknown_characters(doc: Any, cast: CastTable, registry: PlanRegistry) -> lis
         if tok.i in cast.tokens or tok.dep_ == "compound" or not tok.text[:1].isupper() or len(tok.text) < 2:
             continue
         misread_name = tok.pos_ == "NOUN" and tok.i > 0 and tok.dep_ == "amod" and tok.head.pos_ == "VERB"
-        if tok.pos_ != "PROPN" and not (tok.ent_type_ == "PERSON" and tok.i > 0) and not misread_name:
-            continue
+        common = nlp.dictionary_word(tok)
+        if (tok.pos_ != "PROPN" and not (tok.ent_type_ == "PERSON" and tok.i > 0) and not misread_name and common) \
+                or (tok.is_sent_start and common):
+            continue  # a capitalised common word ("Music plays", "Chaos erupts"); a word no dictionary knows is a name
         if any(c.lower_ in _DETS for c in tok.children if c.dep_ in ("det", "poss")):
             continue  # "a Vespa", "the Eiffel Tower": a thing
         words = [w.lower() for w in _name_span(tok).split()]

@@ -33,6 +33,22 @@ def parse(text: str) -> Any:
     return pipeline()(text)
 
 
+@lru_cache(maxsize=1)
+def _dictionary_words() -> frozenset[str]:
+    """Webster's 2nd dictionary's lower-case entries (the `english-words` package, MIT): common English words.
+    Its capitalised entries (names) are left out, so "Elsa" or "Shrek" is not a word while "music" is."""
+    from english_words import get_english_words_set
+
+    return frozenset(w for w in get_english_words_set(["web2"], lower=False, alpha=True) if w.islower())
+
+
+def dictionary_word(tok: Any) -> bool:
+    """Whether a token is a common English word (by its form or its lemma), not a name. The small tagger reads
+    an unknown capitalised name as a noun or an adjective ("Shrek meets Rinky"); this tells the two apart."""
+    words = _dictionary_words()
+    return tok.lower_ in words or tok.lemma_.lower() in words
+
+
 NUMBER_WORDS: dict[str, float] = {w: float(i) for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
     "seventeen eighteen nineteen twenty".split())}

@@ -70,17 +70,15 @@ def scene_docs(video: str, digest: str, shots: list[dict]) -> list:
     return docs
 
 
-def index_scenes(video: str, digest: str, shots: list[dict]) -> dict | None:
-    """Upsert the scenes into `film_scenes`; None when the knowledge base module is not installed."""
-    try:
-        from studio.resources.knowledge.store import KnowledgeBase
-    except ImportError:
-        return None
-    kb = KnowledgeBase.from_settings()
+def index_scenes(video: str, digest: str, shots: list[dict]) -> dict:
+    """Sync the scenes into `film_scenes` (upsert, and drop this film's scenes that no longer exist), one writer
+    at a time across hosts (the knowledge base may be shared on S3)."""
+    from studio.resources.knowledge.store import KnowledgeBase
+    from studio.resources.runtime.gpu_limit import knowledge_writes
+
     docs = scene_docs(video, digest, shots)
-    sync = getattr(kb, "sync", None)  # sync = upsert + drop this film's scenes that no longer exist
-    stats = sync("film_scenes", docs, origin=f"film:{digest[:16]}") if sync else kb.upsert("film_scenes", docs)
-    return stats.as_dict() if hasattr(stats, "as_dict") else dict(stats.__dict__)
+    with knowledge_writes():
+        return KnowledgeBase.from_settings().sync("film_scenes", docs, origin=f"film:{digest[:16]}").as_dict()
 
 
 def _reuse_or_submit(store: ArtifactStore, task, recipes: list[Recipe], video: str, *args) -> list[ArtifactRef]:

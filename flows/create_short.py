@@ -149,7 +149,9 @@ def _ensure_film_index() -> None:
 def _index_past_generation(manifest: Path) -> None:
     try:
         from studio.resources.knowledge.pack import index_past_generation
+        from studio.resources.runtime.gpu_limit import knowledge_writes
 
-        index_past_generation(manifest)
+        with knowledge_writes():  # the knowledge base may be shared by every host (S3): one writer at a time
+            index_past_generation(manifest)
     except Exception as e:  # noqa: BLE001 - the short is done; indexing it is a bonus, report and go on
         get_run_logger().warning("could not index this short into past_generations: %s", e)

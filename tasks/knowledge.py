@@ -9,6 +9,8 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from studio.resources.runtime.gpu_limit import knowledge_writes
+
 
 @task(name="index_knowledge_pack", cache_policy=NO_CACHE, persist_result=False)
 def index_knowledge_pack(pack_dir: str | None = None) -> dict[str, dict[str, Any]]:
@@ -17,7 +19,8 @@ def index_knowledge_pack(pack_dir: str | None = None) -> dict[str, dict[str, Any
     from studio.resources.knowledge.store import KnowledgeBase
 
     pack = Path(pack_dir) if pack_dir else get_settings().knowledge_path
-    stats = index_pack(KnowledgeBase.from_settings(), pack)
+    with knowledge_writes():  # one writer at a time across hosts: the knowledge base may be shared (S3)
+        stats = index_pack(KnowledgeBase.from_settings(), pack)
     return {c: s.as_dict() for c, s in stats.items()}
 
 
@@ -28,11 +31,13 @@ def ensure_knowledge_indexes(min_rows: int = 20_000) -> list[str]:
     from studio.resources.knowledge.store import COLLECTIONS, KnowledgeBase
 
     kb = KnowledgeBase.from_settings()
-    return [c for c in COLLECTIONS if kb.ensure_index(c, min_rows=min_rows)]
+    with knowledge_writes():
+        return [c for c in COLLECTIONS if kb.ensure_index(c, min_rows=min_rows)]
 
 
 @task(name="index_past_generation", cache_policy=NO_CACHE, persist_result=False)
 def index_past_generation_task(manifest_path: str) -> dict[str, Any]:
     from studio.resources.knowledge.pack import index_past_generation
 
-    return index_past_generation(manifest_path).as_dict()
+    with knowledge_writes():
+        return index_past_generation(manifest_path).as_dict()

@@ -1,4 +1,5 @@
-"""The `gpu-heavy` tag limit, created idempotently and verified, and the checks every flow makes at start.
+"""The `gpu-heavy` tag limit, created idempotently and verified, the checks every flow makes at start, and the
+one-writer-at-a-time lock of the knowledge base every host shares.
 
 A missing tag limit silently means *no* limit: Prefect runs tagged tasks unbounded and says nothing. So heavy
 work refuses to start when the limit cannot be verified.
@@ -6,7 +7,9 @@ work refuses to start when the limit cannot be verified.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 
 from studio.configs.errors import StudioError
 from studio.configs.settings import GPU_HEAVY_TAG, get_settings
@@ -44,8 +47,8 @@ def _ensure_limit(name: str, limit: int) -> int:
         except Exception as e:  # noqa: BLE001 - any client failure means "not verified"
             if attempt == 2:
                 raise GpuLimitError(f"could not create or verify the concurrency limit '{name}': "
-                                    f"{type(e).__name__} {e}. Heavy work refuses to start without it (a missing "
-                                    "tag limit means no limit). Check `studio server status`.") from e
+                                    f"{type(e).__name__} {e}. The work it guards refuses to start without it (a "
+                                    "missing limit means no limit). Check `studio server status`.") from e
             time.sleep(0.5 * (attempt + 1))
     if got is None or got.limit != limit or not got.active:
         raise GpuLimitError(f"concurrency limit '{name}' reads back as {got!r}, expected limit={limit}, "
@@ -59,3 +62,19 @@ def prepare_flow_run(heavy: bool = True) -> None:
     if heavy:
         ensure_gpu_limit()
     ensure_result_storage()
+
+
+KNOWLEDGE_WRITES = "studio-knowledge-writes"
+
+
+@contextlib.contextmanager
+def knowledge_writes(timeout_s: float = 900.0) -> Iterator[None]:
+    """Hold the studio-wide knowledge-base write slot: a Prefect global concurrency limit of 1 (created on first
+    use), so two hosts (or two workers of one home) never write the same LanceDB tables at once — with an S3
+    store the knowledge base is one shared dataset, and two concurrent first-time indexings conflict. The lease
+    is renewed while held and expires a minute after a killed holder dies."""
+    from prefect.concurrency.sync import concurrency
+
+    _ensure_limit(KNOWLEDGE_WRITES, 1)
+    with concurrency(KNOWLEDGE_WRITES, occupy=1, timeout_seconds=timeout_s, lease_duration=60, strict=True):
+        yield

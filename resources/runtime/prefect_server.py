@@ -66,6 +66,18 @@ def server_env(s: StudioSettings | None = None) -> dict[str, str]:
     return env
 
 
+def is_loopback(host: str) -> bool:
+    """Whether a bind address stays on this machine (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve anywhere
+
+
 def api_auth_string() -> str | None:
     """The API's basic-auth string (`user:password`): PREFECT_SERVER_API_AUTH_STRING on the server's host,
     PREFECT_API_AUTH_STRING on a client-only host."""
@@ -163,6 +175,11 @@ class PrefectServer(ManagedServer):
         return is_healthy(self.url)
 
     def before_start(self) -> None:
+        if not is_loopback(self.s.prefect.host) and not api_auth_string():
+            raise ServerDownError(f"refusing to start the Prefect server on {self.s.prefect.host} (beyond this "
+                                  "machine) without API auth: set PREFECT_SERVER_API_AUTH_STRING=user:password (and "
+                                  "put a TLS-terminating proxy in front, see deployments/README.md), or keep "
+                                  "STUDIO_PREFECT__HOST=127.0.0.1")
         self.s.prefect_home.mkdir(parents=True, exist_ok=True)
 
     def foreign_error(self, what: str) -> ServerDownError:

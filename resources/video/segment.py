@@ -213,8 +213,20 @@ def _overlay_subtitles(chain: EffectChain, spec: SegmentSpec, fmt: OutputFormat,
         png, h = render_text_png(cue.text, fmt.width, int(fmt.height / 17), "subtitle", scratch, video_config().font)
         f0, f1 = max(0, int(round(cue.start * F))), min(total, int(round(cue.end * F))) - 1
         if f1 >= f0:
-            chain.overlay_png(png, fmt.height - h - int(0.06 * fmt.height), f0, f1)
+            y = clear_of(chain.text_bands, fmt.height - h - int(0.06 * fmt.height), h, f0, f1, fmt.height)
+            chain.overlay_png(png, y, f0, f1)
+            chain.text_bands.append((y, h, f0, f1))
     return cues, voice_interval
+
+
+def clear_of(bands: list[tuple[int, int, int, int]], y: int, h: int, f0: int, f1: int, height: int,
+             gap: int = 6) -> int:
+    """The top of a text box of height `h`, shown on frames f0..f1, at `y` or moved up just above every box it
+    would overlap on screen at the same time (a bottom caption): subtitles never cover other text."""
+    for by, bh, b0, b1 in sorted(bands, key=lambda b: -b[0]):
+        if b0 <= f1 and f0 <= b1 and y < by + bh and by < y + h:
+            y = by - h - gap
+    return max(0, min(y, height - h))
 
 
 def _audio_graph(chain: EffectChain, spec: SegmentSpec, fmt: OutputFormat, total: int, scratch: Path) -> str:

@@ -1,5 +1,7 @@
 """Many hosts, one studio, for real on this machine: PostgreSQL-backed Prefect server with API auth, moto S3,
-two worker "hosts" (own STUDIO_HOME each; the server, S3 and workers talk over 127.0.0.1).
+two worker "hosts", each with its own STUDIO_HOME, device slot id and — where the machine allows — its own
+network namespace (support/hosts.py; else the server and S3 listen on 127.0.0.2): a host reaches the server and
+the store only at their configured address.
 
 Wave 1: two shorts, one per worker. Wave 2: two shorts that reuse a shot the other host made; the one on host
 A is killed mid-short (kill -9 of its flow-run process), the worker marks it Crashed, host A goes away,
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from support.env import free_port
+from support.hosts import Hosts, make_hosts
 from support.postgres import postgres_bin, start_postgres
 from support.s3 import start_moto
 
@@ -50,28 +53,32 @@ def _plan(tag: str, reuse: dict | None = None) -> dict:
 class Studio:
     """The server, the store and the two hosts of one test."""
 
-    def __init__(self, root: Path, moto, pg):
-        self.root, self.moto, self.port = root, moto, free_port()
-        self.api = f"http://127.0.0.1:{self.port}/api"
+    def __init__(self, root: Path, moto, pg, hosts: Hosts):
+        self.root, self.moto, self.port, self.hosts = root, moto, free_port(), hosts
+        self.api = f"http://{hosts.service_addr}:{self.port}/api"
         base = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
         self.base = {**base, **moto.env(f"s3://{BUCKET}/scale"), "STUDIO_FILES__ENABLED": "false",
                      "COLUMNS": "200", "PREFECT_WORKER_QUERY_SECONDS": "1", "STUDIO_STORE__RETRY_S": "30"}
         self.server_env = {**self.base, "STUDIO_HOME": str(root / "server"), "STUDIO_PREFECT__PORT": str(self.port),
+                           "STUDIO_PREFECT__HOST": hosts.service_addr,
                            "STUDIO_PREFECT__DATABASE_URL": pg.url, "PREFECT_SERVER_API_AUTH_STRING": AUTH}
         self.workers: dict[str, subprocess.Popen] = {}
 
     def host_env(self, name: str) -> dict[str, str]:
         return {**self.base, "STUDIO_HOME": str(self.root / name), "STUDIO_PREFECT__API_URL": self.api,
-                "PREFECT_API_AUTH_STRING": AUTH, "STUDIO_LLM__PORT": str(free_port()), "STUDIO_GPU__DEVICE": "cpu"}
+                "PREFECT_API_AUTH_STRING": AUTH, "STUDIO_LLM__PORT": str(free_port()), "STUDIO_GPU__DEVICE": "cpu",
+                "STUDIO_GPU__SLOT_ID": f"{name}-gpu0"}
 
-    def studio(self, *args: str, env: dict, timeout: float = 600) -> str:
-        r = subprocess.run([*STUDIO, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    def studio(self, *args: str, env: dict, timeout: float = 600, host: str | None = None) -> str:
+        r = subprocess.run([*self.hosts.prefix(host or ""), *STUDIO, *args], env=env, cwd=REPO, capture_output=True,
+                           text=True, timeout=timeout)
         assert r.returncode == 0, f"studio {' '.join(args)}: {r.stdout[-3000:]}{r.stderr[-3000:]}"
         return r.stdout
 
     def start_worker(self, name: str) -> None:
         log = open(self.root / f"worker-{name}.log", "w")
-        self.workers[name] = subprocess.Popen([*STUDIO, "worker", "start", "--queue", "interactive", "--limit", "1"],
+        self.workers[name] = subprocess.Popen([*self.hosts.prefix(name), *STUDIO, "worker", "start", "--queue",
+                                               "interactive", "--limit", "1"],
                                               env=self.host_env(name), cwd=REPO, stdout=log,
                                               stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -162,9 +169,10 @@ def _host_of(run_id: str, watch: dict[str, dict[str, int]]) -> str:
 def test_two_hosts_one_studio(tmp_path):
     from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
+    hosts = make_hosts(["host-a", "host-b"])
     pg = start_postgres()
-    moto = start_moto(BUCKET)
-    st = Studio(tmp_path, moto, pg)
+    moto = start_moto(BUCKET, host=hosts.service_addr)
+    st = Studio(tmp_path, moto, pg, hosts)
     try:
         st.studio("server", "start", env=st.server_env, timeout=300)
         # The API refuses clients without the auth string.
@@ -173,7 +181,11 @@ def test_two_hosts_one_studio(tmp_path):
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(req, timeout=30)
         assert refused.value.code == 401
-        st.studio("deploy", env=st.host_env("host-a"), timeout=600)
+        if hosts.kind == "netns":  # a host has its own loopback: the server is reachable only at its address
+            probe = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{st.port}/api/health', timeout=3)"
+            r = subprocess.run([*hosts.prefix("host-a"), sys.executable, "-c", probe], capture_output=True, timeout=60)
+            assert r.returncode != 0, "host A reached the server over a loopback it should not share"
+        st.studio("deploy", env=st.host_env("host-a"), timeout=600, host="host-a")
         st.start_worker("host-a")
         st.start_worker("host-b")
         watch: dict[str, dict[str, int]] = {"host-a": {}, "host-b": {}}
@@ -186,6 +198,7 @@ def test_two_hosts_one_studio(tmp_path):
             st.studio("server", "stop", env=st.server_env, timeout=120)
         moto.stop()
         pg.stop()
+        hosts.close()
 
 
 def _scenario(st: Studio, watch: dict[str, dict[str, int]], tmp_path: Path) -> None:
@@ -220,7 +233,7 @@ def _scenario(st: Studio, watch: dict[str, dict[str, int]], tmp_path: Path) -> N
             assert time.monotonic() < deadline, c.read_flow_run(victim).state
             time.sleep(0.2)
     st.stop_worker("host-a")  # host A is gone: the retry can only run on host B
-    r = subprocess.run([sys.executable, "-m", "prefect", "flow-run", "retry", victim],
+    r = subprocess.run([*st.hosts.prefix("host-b"), sys.executable, "-m", "prefect", "flow-run", "retry", victim],
                        env={**st.host_env("host-b"), "PREFECT_API_URL": st.api},
                        capture_output=True, text=True, timeout=120, cwd=REPO)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -27,6 +27,8 @@ DEPLOYMENT = "create-short/ui-test"
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 CHROMIUM = "/usr/bin/chromium"
 
+pytestmark = pytest.mark.slow  # a worker, a deployment and a browser: minutes (runs in CI; -m "not slow" skips)
+
 
 def _api() -> str:
     return os.environ["PREFECT_API_URL"].rstrip("/")

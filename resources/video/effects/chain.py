@@ -55,6 +55,8 @@ class EffectChain:
     default_caption: str | None = None
     font: str | None = None
     transition_in: float = 0.0
+    # Text already on screen (captions): (top y, height, first frame, last frame); subtitles are placed clear of it.
+    text_bands: list[tuple[int, int, int, int]] = field(default_factory=list)
     _count: int = 0
     _last_map: Any = None  # old time → new time of the latest time effect
 
@@ -189,6 +191,7 @@ class EffectChain:
         y = {"top": int(0.04 * self.fmt.height), "center": (self.fmt.height - h) // 2,
              "bottom": self.fmt.height - h - int(0.05 * self.fmt.height)}[p["position"]]
         self.overlay_png(png, y, a, b - 1)
+        self.text_bands.append((y, h, a, b - 1))
 
     def overlay_png(self, png: Path, y: int, first_frame: int, last_frame: int) -> None:
         idx = self.add_input(["-i", str(png)])

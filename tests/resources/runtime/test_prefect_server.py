@@ -28,6 +28,17 @@ def test_server_status_when_down_says_how_to_start(tmp_path):
     assert r.returncode == 1 and "down" in r.stdout and "studio server start" in r.stdout
 
 
+def test_a_server_beyond_loopback_is_refused_without_api_auth(tmp_path):
+    """`--host 0.0.0.0` without PREFECT_SERVER_API_AUTH_STRING: a clear error, exit 2, nothing started."""
+    env = {**os.environ, "STUDIO_HOME": str(tmp_path), "STUDIO_PREFECT__PORT": str(free_port()), "COLUMNS": "200",
+           "STUDIO_PREFECT__HOST": "0.0.0.0"}
+    for k in ("PREFECT_API_URL", "PREFECT_SERVER_API_AUTH_STRING", "PREFECT_API_AUTH_STRING"):
+        env.pop(k, None)
+    r = subprocess.run([*STUDIO, "server", "start"], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 2 and "PREFECT_SERVER_API_AUTH_STRING" in r.stderr + r.stdout, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "run" / "prefect-server.pid").exists()
+
+
 def test_limit_is_created_when_missing_and_verified(prefect_server):
     from prefect.client.orchestration import get_client
 
@@ -101,3 +112,16 @@ def test_each_device_has_its_own_slot_of_one(prefect_server, monkeypatch):
         assert got.limit == 1 and got.active
     assert tags == {"gpu-heavy:host-a-cuda-0", "gpu-heavy:host-b-cuda-0"}
     get_settings.cache_clear()
+
+
+def test_knowledge_writes_are_one_at_a_time_across_processes(prefect_server, tmp_path):
+    """The knowledge-base write slot (a Prefect global limit of 1) serialises writers in different processes:
+    two processes that each hold it for 2 s never overlap."""
+    code = ("import sys, time; from studio.resources.runtime.gpu_limit import knowledge_writes\n"
+            "with knowledge_writes():\n"
+            "    t0 = time.time(); time.sleep(2.0); t1 = time.time()\n"
+            "open(sys.argv[1], 'w').write(f'{t0} {t1}')\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / f"{i}.txt")]) for i in range(2)]
+    assert [p.wait(120) for p in procs] == [0, 0]
+    (a0, a1), (b0, b1) = sorted(tuple(map(float, (tmp_path / f"{i}.txt").read_text().split())) for i in range(2))
+    assert b0 >= a1 - 0.05, f"both held the knowledge write slot: {a0:.2f}-{a1:.2f} and {b0:.2f}-{b1:.2f}"

@@ -369,3 +369,27 @@ def test_a_segment_in_another_format_is_normalised_before_the_concat(clip, tmp_p
     cut = assemble_segments([seg.path, clip], tmp_path / "cut.mp4", fmt=FMT)
     info = probe(cut.path)
     assert cut.nframes == 24 + 48 and info.n_frames == 72 and info.audio_codec == "aac"
+
+
+def test_a_subtitle_never_covers_a_bottom_caption(tmp_path):
+    """A parody caption at the bottom and a subtitle at the same time: the subtitle moves up above the caption,
+    which stays exactly as it is drawn without the subtitle."""
+    from studio.resources.video.segment import clear_of
+
+    fmt = OutputFormat(width=320, height=180, fps=24)
+    still = solid_png(tmp_path / "grey.png", (90, 90, 90), size=(320, 180))
+    caption = [{"name": "caption", "params": {"text": "MEANWHILE", "position": "bottom", "size": 0.12}}]
+    alone = render_segment_file(SegmentSpec(image=still, duration=2.0, effects=caption), tmp_path / "c.mp4", fmt)
+    both = render_segment_file(SegmentSpec(image=still, duration=2.0, effects=caption, subtitle_cues=[
+        SubtitleCue(start=0.5, end=1.5, text="Hello sea!")]), tmp_path / "cs.mp4", fmt)
+    a, b = (read_all_frames(s.path).astype(np.int16) for s in (alone, both))
+    drawn = np.abs(a[24] - 90).mean(axis=(1, 2)) > 4  # rows the caption changed
+    rows = np.flatnonzero(drawn)
+    assert rows.size and rows.min() > 180 // 2, "the caption is not at the bottom"
+    assert np.abs(b[24][rows] - a[24][rows]).mean() < 3.0  # the caption's rows are untouched by the subtitle
+    above = slice(max(0, rows.min() - 40), rows.min() - 2)
+    assert np.abs(b[24][above] - 90).mean() > 4.0  # the subtitle sits just above it
+    assert np.abs(b[5][above] - 90).mean() < 2.0  # and only while it is on
+    # The placement rule itself: overlapping in time and space → moved above; otherwise unchanged.
+    assert clear_of([(150, 20, 0, 10)], 155, 12, 5, 8, 180) == 150 - 12 - 6
+    assert clear_of([(150, 20, 0, 10)], 155, 12, 11, 20, 180) == 155
