@@ -8,6 +8,7 @@ Each backend class takes `(name: str, entry: ModelEntry)` and exposes `heavy: bo
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 from studio.configs.errors import StudioError, UnknownNameError
@@ -74,8 +75,14 @@ def import_backend_class(modality: str, backend: str) -> type:
     return getattr(module, cls_name)
 
 
+# Roles whose stage has a fallback (motion → the still with its camera move, SAM2 cut-out → the drawn figure or
+# uncut footage, Wav2Lip → lip flaps): their weights never decide `auto`, and a missing one is a warning.
+OPTIONAL_ROLES = frozenset({"video", "segmenter", "lipsync"})
+
+
 def resolve_profile(profile: str | None = None) -> str:
-    """`auto` → `gpu` only when CUDA is present and the gpu profile's models are configured."""
+    """`auto` → `gpu` only when CUDA is present and the gpu profile's required models (all but
+    `OPTIONAL_ROLES`) are on this host."""
     from studio.configs.settings import get_settings
 
     profile = profile or get_settings().profile
@@ -86,8 +93,8 @@ def resolve_profile(profile: str | None = None) -> str:
         return "preview"
     if not cuda_available():
         return "preview"
-    for name in cfg.profiles["gpu"].model_dump().values():
-        entry = cfg.models.get(name) if name else None
+    for role, name in cfg.profiles["gpu"].model_dump().items():
+        entry = cfg.models.get(name) if name and role not in OPTIONAL_ROLES else None
         if entry is not None and entry.heavy and entry.source and not _source_available(entry.source):
             return "preview"
     return "gpu"
@@ -131,3 +138,21 @@ def load_backend(role: str, profile: str | None = None, name: str | None = None,
             raise UnknownNameError(f"unknown model '{name}' (known: {known})") from None
     cls = import_backend_class(entry.modality, entry.backend)
     return cls(name, entry, **kwargs)
+
+
+def optional_backend(role: str, make: Callable[[], Any], fallback: str) -> Any:
+    """The backend of an optional role (`OPTIONAL_ROLES`) with its weights checked, or None — with a warning that
+    names what to pre-fetch (the error's own text) and what the stage does instead — when they are missing.
+    `make` returns the backend, or None where the profile names no model for the role."""
+    import logging
+
+    from studio.resources.runtime.model_sources import ModelNotAvailableError
+
+    try:
+        backend = make()
+        if backend is not None:
+            _ = backend.model_id  # resolves the weights: a missing folder or uncached HF id raises here
+        return backend
+    except ModelNotAvailableError as e:
+        logging.getLogger("studio.models").warning("%s: %s; %s instead", role, e, fallback)
+        return None

@@ -139,10 +139,11 @@ def submit_shot_segment(shot: Shot, spec: SegmentSpec, *, seed: int, voice_timin
         from studio.tasks.segmentation import cutout_segment_recipe, cutout_shot
 
         return wrap(cutout_shot).submit(cutout_segment_recipe(shot, spec, mask, seed), shot, spec, mask, seed)
-    if synced is not None and spec.image is not None and shot.source != "footage":
+    if synced is not None and shot.source != "footage":
         # The clip lasts the whole shot with the line at its offset; the segment mixes the voice as for a still.
-        vspec = spec.model_copy(update={"image": None, "video": synced, "duration": None,
-                                        "effects": animated_spec(shot, spec).effects})
+        # A still loses its camera effects (the synced clip holds the framing); a generated clip had none.
+        effects = animated_spec(shot, spec).effects if spec.image is not None else spec.effects
+        vspec = spec.model_copy(update={"image": None, "video": synced, "duration": None, "effects": effects})
         return wrap(render_segment).submit(segment_recipe(vspec), vspec)
     if video_config().look != "final" or spec.image is None or shot.source == "footage":
         return wrap(render_segment).submit(segment_recipe(spec), spec)
@@ -153,37 +154,73 @@ def submit_shot_segment(shot: Shot, spec: SegmentSpec, *, seed: int, voice_timin
 
 
 def wants_lipsync(shot: Shot, spec: SegmentSpec, profile: str | None) -> bool:
-    """Wav2Lip is for gpu-profile keyframe shots with a spoken line (the face check comes after)."""
-    return profile == "gpu" and spec.image is not None and shot.source != "footage" and bool(shot.dialogue) \
-        and spec.voice is not None
+    """Wav2Lip is for gpu-profile keyframe shots — the still, or its generated clip — with a spoken line (the
+    face check comes after)."""
+    return profile == "gpu" and shot.source != "footage" and (spec.image is not None or spec.video is not None) \
+        and bool(shot.dialogue) and spec.voice is not None
+
+
+def plan_lipsync(shots: list[tuple[Shot, SegmentSpec]], profile: str | None, keyframes: dict[int, Path] | None = None
+                 ) -> tuple[Any, dict[int, tuple[int, int, int, int]]]:
+    """Which shots Wav2Lip will sync — cheap, no heavy model (the face detector), so the stages before it know —
+    as (backend, shot id → face box in the pixels of the visual it syncs). `keyframes`: each shot's keyframe,
+    where the face is looked for when the shot's visual is a generated clip. A shot whose keyframe shows no face
+    is left out with a warning (lip flaps instead); so is every shot, with a warning naming the pre-fetch, when
+    the Wav2Lip weights are missing."""
+    import logging
+
+    from studio.resources.registry import optional_backend
+    from studio.resources.video.lipsync import find_face_box, fit_box
+    from studio.tasks.video import lipsync_backend
+
+    eligible = [(shot, spec) for shot, spec in shots if wants_lipsync(shot, spec, profile)]
+    backend = optional_backend("lipsync", lambda: lipsync_backend(profile), "lip flaps from the voice") \
+        if eligible else None
+    if backend is None:
+        return None, {}
+    log = logging.getLogger("studio.animation")
+    boxes = {}
+    for shot, spec in eligible:
+        still = spec.image or (keyframes or {}).get(shot.id)
+        box = find_face_box(still) if still is not None else None
+        if box is None:
+            log.warning("shot %s: no face detected in %s: lip flaps instead of Wav2Lip", shot.id, still)
+            continue
+        if spec.image is None:  # a generated clip: the keyframe's box where the video model put the keyframe
+            from PIL import Image
+
+            from studio.resources.media.probe import probe
+
+            info = probe(spec.video)
+            with Image.open(still) as im:
+                box = fit_box(box, im.size, (info.width, info.height))
+        boxes[shot.id] = box
+    return backend, boxes
 
 
 def sync_shot_lips(shots: list[tuple[Shot, SegmentSpec]], profile: str | None,
-                   wrap: Callable[[Task], Task] = _same) -> dict[int, Path]:
-    """The lip-sync stage: every eligible shot's keyframe lip-synced by Wav2Lip (heavy, recipe-cached tasks,
-    submitted together so the model loads once and the GPU is taken once per job), as shot id → clip path.
-    A keyframe without a detected face is left out — with a warning — and gets lip flaps instead."""
-    import logging
-
-    from studio.resources.video.lipsync import find_face_box
+                   wrap: Callable[[Task], Task] = _same, planned: tuple[Any, dict] | None = None
+                   ) -> dict[int, Path]:
+    """The lip-sync stage: every planned shot (`plan_lipsync`, computed here unless given) lip-synced by Wav2Lip
+    on its still or its generated clip (heavy, recipe-cached tasks, submitted together so the model loads once
+    and the GPU is taken once per job), as shot id → clip path."""
+    from studio.resources.media.probe import probe
     from studio.tasks.caching import heavy_tags
-    from studio.tasks.video import lipsync_backend, lipsync_recipe, sync_lips
+    from studio.tasks.video import lipsync_recipe, sync_lips
 
-    eligible = [(shot, spec) for shot, spec in shots if wants_lipsync(shot, spec, profile)]
-    backend = lipsync_backend(profile) if eligible else None
-    if backend is None:
+    backend, boxes = planned if planned is not None else plan_lipsync(shots, profile)
+    if backend is None or not boxes:
         return {}
-    log = logging.getLogger("studio.animation")
     fps = video_config().format().fps
     futures = {}
-    for shot, spec in eligible:
-        box = find_face_box(spec.image)
-        if box is None:
-            log.warning("shot %s: no face detected in %s: lip flaps instead of Wav2Lip", shot.id, spec.image)
+    for shot, spec in shots:
+        if shot.id not in boxes:
             continue
-        recipe = lipsync_recipe(backend, spec.image, spec.voice, box, fps, spec.duration, spec.voice_offset)
+        visual = spec.image or spec.video  # a clip keeps its own frame rate
+        rate = fps if spec.image is not None else round(probe(visual).fps)
+        recipe = lipsync_recipe(backend, visual, spec.voice, boxes[shot.id], rate, spec.duration, spec.voice_offset)
         task = wrap(sync_lips.with_options(tags=sorted(heavy_tags(recipe, backend.heavy))))
-        futures[shot.id] = task.submit(recipe, str(spec.image), str(spec.voice))
+        futures[shot.id] = task.submit(recipe, str(visual), str(spec.voice))
     store = ArtifactStore.from_settings()
     return {sid: store.local_path(fut.result()) for sid, fut in futures.items()}
 

@@ -65,10 +65,16 @@ def animate_keyframe_shots(shots: list[Shot], keyframes: dict[int, ArtifactRef],
                            profile: str | None, seed: int, wrap: Callable[[Task], Task] = _same
                            ) -> dict[int, ArtifactRef]:
     """The motion stage: each keyframe shot whose source `generation.animate` lists, animated for its length
-    (`seconds[shot.id]`), as shot id → clip ref. Nothing when the profile has no `video` model."""
+    (`seconds[shot.id]`), as shot id → clip ref. Nothing when the profile has no `video` model, or (with a
+    warning naming the pre-fetch) when its weights are not on this host: the shots then stay stills."""
     animate = set(video_config().generation.animate)
     todo = [s for s in shots if s.id in keyframes and s.source != "footage" and s.source in animate]
-    backend = video_backend(profile=profile) if todo else None
+    if not todo:
+        return {}
+    from studio.resources.registry import optional_backend
+
+    backend = optional_backend("video", lambda: video_backend(profile=profile),
+                               "the shots stay stills with their camera moves")
     if backend is None:
         return {}
     store = ArtifactStore.from_settings()

@@ -132,11 +132,17 @@ def cutout_kind(shot: Shot, spec: SegmentSpec, profile: str | None) -> Literal["
 
 def submit_masks(items: list[tuple[Shot, SegmentSpec]], profile: str | None, wrap: Any = None) -> dict[int, Any]:
     """Inside a flow: the mask futures of every shot that needs a cut-out, submitted together (one model load
-    for the stage). A profile without a segmenter submits none (footage cut-outs then play uncut)."""
+    for the stage). A profile without a segmenter (or whose SAM2 weights are missing: a warning) submits none —
+    footage cut-outs then play uncut, keyframe characters are drawn."""
     from studio.tasks.caching import heavy_tags
 
     wanted = [(shot, spec, kind) for shot, spec in items if (kind := cutout_kind(shot, spec, profile))]
-    backend = segmenter_backend(profile) if wanted else None
+    if not wanted:
+        return {}
+    from studio.resources.registry import optional_backend
+
+    backend = optional_backend("segmenter", lambda: segmenter_backend(profile),
+                               "keyframe shots show the drawn figure and footage cut-outs play uncut")
     if backend is None:
         return {}
     wrap = wrap or (lambda t: t)

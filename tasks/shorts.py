@@ -1,7 +1,11 @@
 """The create-short flow's stages, one function each: plan, voices, pictures (keyframes + footage), judging with
 bounded revision, segments, the cut and the storyboard sheet, the outputs. The flow calls them in order.
 
-Stage order matters on a 16 GB GPU: each heavy model is loaded once per job instead of ping-ponging per shot.
+Stage order matters on a 16 GB GPU: each heavy model is active in one stretch per job, never ping-ponging per
+shot. On the gpu profile: LLM (plan) → voices (GPT-SoVITS: the lines' lengths set the shots') → SDXL (keyframes,
+then the expression edits) → judge (VLM) → image-to-video (motion) → SAM2 (masks) → Wav2Lip (lip sync, on stills
+and on generated clips) — a job's switches are its distinct heavy models − 1. Only a revision round (bounded,
+`max_revisions`) comes back to the voice, SDXL and judge models, for the failing shots.
 Every step is a recipe-addressed task, so rerunning after a crash or kill -9 (or Prefect's Retry) finishes the
 short without making any finished artifact again, and an edited plan re-renders only the shots it changes.
 The segment stage builds one `SegmentSpec` per shot (`segment_spec_for`) and renders it with `render_segment`:
@@ -27,7 +31,7 @@ from studio.configs.settings import get_settings
 from studio.configs.vocabulary import Plan, Shot
 from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe
 from studio.tasks import footage as footage_tasks
-from studio.tasks.animation import submit_shot_segment, sync_shot_lips, with_cards
+from studio.tasks.animation import plan_lipsync, submit_shot_segment, sync_shot_lips, with_cards
 from studio.tasks.caching import heavy_tags
 from studio.tasks.expression import exaggerate_keyframes
 from studio.tasks.images import image_backend, keyframe_recipe, render_contact_sheet, render_keyframe, sheet_recipe
@@ -249,9 +253,13 @@ def segment_stage(job: ShortJob, plan: Plan, takes: Takes) -> list[ArtifactRef]:
         specs.append(segment_spec_for(shot, keyframe=job.store.local_path(key) if key else None, footage=pick,
                                       voice=job.store.local_path(voice) if voice else None,
                                       voice_s=takes.voice_s.get(shot.id), clip=clip_path(takes.clips, shot.id)))
-    synced = sync_shot_lips(list(zip(plan.shots, specs, strict=True)), job.profile, wrap=shows_cached)
-    masks = collect_masks([(s, p) for s, p in zip(plan.shots, specs, strict=True) if s.id not in synced],
-                          job.profile, wrap=shows_cached)  # SAM2 cut-outs: one model load for all shots
+    items = list(zip(plan.shots, specs, strict=True))
+    # After the motion stage each heavy model runs once, all its shots together: SAM2 masks, then Wav2Lip.
+    # Which shots get Wav2Lip is known first (a face check, no heavy model) so SAM2 leaves them out.
+    keyframe_paths = {sid: job.store.local_path(ref) for sid, ref in takes.keyframes.items()}
+    planned = plan_lipsync(items, job.profile, keyframe_paths)
+    masks = collect_masks([(s, p) for s, p in items if s.id not in planned[1]], job.profile, wrap=shows_cached)
+    synced = sync_shot_lips(items, job.profile, wrap=shows_cached, planned=planned)
     futures = []
     for shot, spec in zip(plan.shots, specs, strict=True):
         voice = takes.voices.get(shot.id)

@@ -10,9 +10,12 @@ once per process from a local `.pth`/`.safetensors` or a Hugging Face id already
 downloaded at run time), parked in host RAM between heavy tasks. Per shot: the face box (mediapipe, found by
 the task layer and part of the recipe) is cropped to 96×96, the network draws the mouth for each 0.2 s mel
 window, and the lower part of the box is blended back with a feathered mask — pixels outside the box are the
-keyframe's own. Frames are piped to ffmpeg (lossless RGB, bit-exact flags) and muxed with the voice, placed
-`voice_offset` seconds into the shot. Registered as backend "wav2lip" (modality `lipsync`) in
-resources/registry.py; `options.width` in configs/models.yaml scales the network (1.0 = the published one).
+keyframe's own. A shot with generated motion is synced on its clip: every frame's own crop is the network's
+reference, in the keyframe's face box mapped into the clip (`fit_box`; image-to-video keeps the framing of its
+first frame — a face that wanders out of the box keeps its generated mouth). Frames are piped to ffmpeg
+(lossless RGB, bit-exact flags) and muxed with the voice, placed `voice_offset` seconds into the shot.
+Registered as backend "wav2lip" (modality `lipsync`) in resources/registry.py; `options.width` in
+configs/models.yaml scales the network (1.0 = the published one).
 """
 
 from __future__ import annotations
@@ -127,25 +130,28 @@ class Wav2LipBackend:
 
     # ------------------------------------------------------------------ running
     def predict(self, net: Any, faces: np.ndarray, windows: np.ndarray) -> np.ndarray:
-        """Network forward in batches: faces (6, 96, 96) one crop for the still, windows (n, 80, 16) →
-        (n, 96, 96, 3) uint8 BGR."""
+        """Network forward in batches: faces (6, 96, 96) one crop for a still, or (m, 6, 96, 96) one per frame of
+        a clip (window i uses crop min(i, m-1)); windows (n, 80, 16) → (n, 96, 96, 3) uint8 BGR."""
         import torch
 
         param = next(net.parameters())
         out = []
-        face_t = torch.from_numpy(faces).to(param.device, param.dtype)
+        face_t = torch.from_numpy(faces if faces.ndim == 4 else faces[None]).to(param.device, param.dtype)
         bs = self.config.batch_size
         with torch.inference_mode():
             for i in range(0, len(windows), bs):
                 mel = torch.from_numpy(windows[i:i + bs]).to(param.device, param.dtype).unsqueeze(1)
-                pred = net(mel, face_t.unsqueeze(0).expand(len(mel), -1, -1, -1))
+                idx = torch.arange(i, i + len(mel), device=face_t.device).clamp(max=len(face_t) - 1)
+                pred = net(mel, face_t[idx])
                 out.append((pred.float().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, 96, 96, 3), np.uint8)
 
     def sync(self, visual: Path, voice: Path, out: Path, *, box: Box, fps: int, seconds: float | None = None,
              voice_offset: float = 0.0) -> dict[str, Any]:
-        """Write a lossless clip (Matroska: RGB H.264 qp 0 + PCM voice) of the still `visual` whose mouth follows
-        `voice`, `seconds` long (default: the voice line) at `fps`, the line starting `voice_offset` in."""
+        """Write a lossless clip (Matroska: RGB H.264 qp 0 + PCM voice) of `visual` — a still, or a generated clip
+        (each frame's own face crop is the network's reference; a clip shorter than `seconds` holds its last
+        frame) — whose mouth follows `voice`, `seconds` long (default: the voice line) at `fps`, the line
+        starting `voice_offset` in. `box` is in the visual's pixels, the same on every frame."""
         import cv2
 
         from studio.resources.video.wav2lip_net import FACE_SIZE, SAMPLE_RATE, mel_windows, melspectrogram
@@ -153,8 +159,8 @@ class Wav2LipBackend:
         visual, voice = Path(visual), Path(voice)
         if not visual.is_file():
             raise LipSyncError(f"lip sync visual not found: {visual}")
-        frame = _read_rgb(visual)
-        H, W = frame.shape[:2]
+        frames = visual_frames(visual)
+        H, W = frames.shape[1:3]
         x0, y0, x1, y1 = box
         if not (0 <= x0 < x1 <= W and 0 <= y0 < y1 <= H):
             raise LipSyncError(f"face box {box} lies outside the {W}×{H} keyframe {visual}")
@@ -167,11 +173,12 @@ class Wav2LipBackend:
         part = line16[: max(0, len(timeline) - start)]
         timeline[start:start + len(part)] = part
         windows = mel_windows(melspectrogram(timeline), n, fps)
-        crop = cv2.resize(frame[y0:y1, x0:x1, ::-1], (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
-        ref = crop.astype(np.float32) / 255.0
+        crops = np.stack([cv2.resize(f[y0:y1, x0:x1, ::-1], (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
+                          for f in frames[:n]])
+        ref = crops.astype(np.float32) / 255.0
         masked = ref.copy()
-        masked[FACE_SIZE // 2:] = 0.0
-        faces = np.ascontiguousarray(np.concatenate([masked, ref], axis=2).transpose(2, 0, 1))
+        masked[:, FACE_SIZE // 2:] = 0.0
+        faces = np.ascontiguousarray(np.concatenate([masked, ref], axis=3).transpose(0, 3, 1, 2))
         t0 = time.perf_counter()
         with get_residency().use(self.heavy_model()) as net:
             t_net = time.perf_counter()
@@ -179,10 +186,11 @@ class Wav2LipBackend:
             net_s = time.perf_counter() - t_net
         hold_s = time.perf_counter() - t0
         mask = box_blend_mask(x1 - x0, y1 - y0, self.config.mouth_top, self.config.feather)
-        base = frame[y0:y1, x0:x1].astype(np.float32)
 
         def produce(sink: Any) -> None:
-            for pred in preds:
+            for i, pred in enumerate(preds):
+                frame = frames[min(i, len(frames) - 1)]
+                base = frame[y0:y1, x0:x1].astype(np.float32)
                 mouth = cv2.resize(pred[:, :, ::-1], (x1 - x0, y1 - y0), interpolation=cv2.INTER_CUBIC)
                 out_frame = frame.copy()
                 out_frame[y0:y1, x0:x1] = np.clip(np.rint(base + mask * (mouth - base)), 0, 255).astype(np.uint8)
@@ -218,6 +226,29 @@ class Wav2LipBackend:
             err = proc.stderr.read().decode(errors="replace")
             if proc.wait() != 0 or not out.is_file():
                 raise LipSyncError(f"ffmpeg could not encode the lip-synced clip: {err.strip()[-400:]}")
+
+
+VIDEO_SUFFIXES = frozenset({".mkv", ".mp4", ".mov", ".webm", ".avi"})
+
+
+def visual_frames(visual: Path) -> np.ndarray:
+    """The frames Wav2Lip draws on, (k, H, W, 3) RGB: one for a still, every frame of a clip."""
+    if visual.suffix.lower() in VIDEO_SUFFIXES:
+        from studio.resources.media.frames import read_all_frames
+
+        return read_all_frames(visual)
+    return _read_rgb(visual)[None]
+
+
+def fit_box(box: Box, src: tuple[int, int], dst: tuple[int, int]) -> Box:
+    """A box of a `src` (w, h) picture mapped into the `dst` (w, h) picture made from it by a centred cover-crop
+    and resize (how the video model fits its keyframe), clipped to `dst`."""
+    (sw, sh), (dw, dh) = src, dst
+    scale = max(dw / sw, dh / sh)
+    ox, oy = (sw - dw / scale) / 2, (sh - dh / scale) / 2
+    x0, x1 = (min(max(round((v - ox) * scale), 0), dw) for v in (box[0], box[2]))
+    y0, y1 = (min(max(round((v - oy) * scale), 0), dh) for v in (box[1], box[3]))
+    return x0, y0, x1, y1
 
 
 def _settings() -> Any:

@@ -44,19 +44,30 @@ def batch(file: Path = typer.Argument(..., exists=True, dir_okay=False, help="Ba
 @models_app.command("tiny")
 def tiny(out_dir: Path = typer.Option(None, "--out", help="Where to write (default: STUDIO_HOME/models/tiny)."),
          seed: int = typer.Option(0, help="Seed of the random weights.")) -> None:
-    """Build a tiny random-weight SDXL + 2 ControlNets + 2 LoRAs and a config folder that uses them."""
+    """Build tiny random-weight models of every gpu-profile generation tool — SDXL + 2 ControlNets + 2 LoRAs,
+    LTX-Video image-to-video, SAM2, Wav2Lip — and a config folder whose gpu profile uses them."""
     from studio.configs.settings import get_settings
     from studio.resources.image.tiny_models import build_tiny_models, write_tiny_configs
+    from studio.resources.image.tiny_sam2 import build_tiny_sam2, use_tiny_sam2
+    from studio.resources.video.tiny_video_models import build_tiny_ltx, write_tiny_video_configs
+    from studio.resources.video.tiny_wav2lip import build_tiny_wav2lip, use_tiny_wav2lip
 
     s = get_settings()
     target = (out_dir or s.home / "models" / "tiny").expanduser().resolve()
     tm = build_tiny_models(target, seed=seed)
     configs = write_tiny_configs(tm, s.configs_path)
+    ltx = build_tiny_ltx(target / "ltx-video", seed=seed, configs_dir=configs)
+    write_tiny_video_configs(configs, ltx)
+    sam2 = build_tiny_sam2(target / "sam2", seed=seed)
+    use_tiny_sam2(configs, sam2)
+    wav2lip = build_tiny_wav2lip(target / "wav2lip", seed=seed)
+    use_tiny_wav2lip(configs, wav2lip)
     out.print(f"tiny SDXL: {tm.sdxl}")
     for kind, p in tm.controlnets.items():
         out.print(f"ControlNet {kind}: {p}")
     for name, p in tm.loras.items():
         out.print(f"LoRA {name}: {p}")
+    out.print(f"tiny LTX-Video: {ltx}\ntiny SAM2: {sam2}\ntiny Wav2Lip: {wav2lip}")
     out.print(f"configs using them: {configs}\n"
               f"try: STUDIO_CONFIG_DIR={configs} studio --profile gpu images batch examples/batch_images.yaml")
 

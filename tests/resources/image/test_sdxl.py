@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -38,7 +39,18 @@ def tiny(tmp_path_factory) -> Path:
     assert res.exit_code == 0, res.output
     assert (out / "sdxl" / "model_index.json").exists()
     assert (out / "loras" / "tiny-character" / "pytorch_lora_weights.safetensors").exists()
+    assert (out / "ltx-video" / "model_index.json").exists() and (out / "sam2" / "config.json").exists()
+    assert (out / "wav2lip" / "wav2lip_tiny.pth").exists()
     return out / "configs"
+
+
+def test_models_tiny_points_every_gpu_generation_tool_at_its_tiny_model(tiny):
+    models = yaml.safe_load((tiny / "models.yaml").read_text())["models"]
+    root = tiny.parent
+    assert models["sdxl-base"]["source"] == str(root / "sdxl")
+    assert models["ltx-video"]["source"] == str(root / "ltx-video")
+    assert models["sam2-hiera-large"]["source"] == str(root / "sam2")
+    assert models["wav2lip-gan"]["source"] == str(root / "wav2lip" / "wav2lip_tiny.pth")
 
 
 @pytest.fixture
