@@ -15,8 +15,6 @@ another renderer for a shot kind plugs in there.
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ from studio.configs.errors import StudioError
 from studio.configs.settings import get_settings
 from studio.configs.vocabulary import Plan, Shot
 from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe
+from studio.resources.runtime.files import copy_atomic, write_text_atomic
 from studio.tasks import footage as footage_tasks
 from studio.tasks.animation import plan_lipsync, submit_shot_segment, sync_shot_lips, with_cards
 from studio.tasks.caching import heavy_tags
@@ -302,11 +301,9 @@ def export_outputs(store: ArtifactStore, cut: ArtifactRef, sheet: ArtifactRef, o
     if subs:
         sources.append((ArtifactRef(**subs), outputs["subtitles"]))
     for ref, dst in sources:
-        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.part")
-        shutil.copyfile(store.local_path(ref), tmp)
-        os.replace(tmp, dst)
+        copy_atomic(store.local_path(ref), dst)
     if not subs:
-        outputs["subtitles"].write_text("")
+        write_text_atomic(outputs["subtitles"], "")
     return outputs
 
 
