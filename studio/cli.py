@@ -7,6 +7,7 @@ configured before any command imports prefect.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import typer
@@ -15,6 +16,9 @@ from rich.console import Console
 from rich.text import Text
 
 from studio.configs.errors import StudioError
+
+# Model loading bars (transformers' "Loading weights", hub downloads) would scribble over the live progress line.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 app = typer.Typer(name="studio", help="Animation AI Studio: request → planned, rendered, voiced short.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
