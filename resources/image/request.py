@@ -24,6 +24,7 @@ from studio.configs.schema import (
     load_config,
     studio_config,
 )
+from studio.configs.vocabulary import Weather
 
 
 class ImageRequestError(StudioError):
@@ -53,6 +54,7 @@ class ImageScene(BaseModel):
     emotion: str = "neutral"
     location: str = ""
     time_of_day: Literal["dawn", "day", "sunset", "night"] = "day"
+    weather: Weather = "clear"
     camera: Literal["wide", "medium", "close-up", "extreme-close-up"] = "medium"
     camera_move: str = "static"
     dialogue_character: str | None = None
@@ -167,6 +169,8 @@ def controlnet_config() -> ControlNetConfig:
 # --------------------------------------------------------------------------- prompt assembly
 _TIME_LIGHT = {"dawn": "soft dawn light", "day": "bright daylight", "sunset": "warm sunset light",
                "night": "moonlit night"}
+_WEATHER_LOOK = {"cloudy": "overcast sky", "rain": "pouring rain, wet", "snow": "falling snow, snowy ground",
+                 "storm": "thunderstorm, dark storm clouds, lashing rain", "fog": "thick fog", "wind": "strong wind"}
 _CAMERA = {"wide": "wide shot", "medium": "medium shot", "close-up": "close-up",
            "extreme-close-up": "extreme close-up"}
 
@@ -208,6 +212,7 @@ def assemble_prompt(characters: list[str], scene: ImageScene, loras: list[LoraSp
     if scene.location:
         parts.append(scene.location)
     parts.append(_TIME_LIGHT.get(scene.time_of_day, ""))
+    parts.append(_WEATHER_LOOK.get(scene.weather, ""))
     parts += chars.style_tokens
     return ", ".join(_dedupe(parts)), ", ".join(_dedupe(", ".join(negatives).split(",")))
 
@@ -238,7 +243,8 @@ def scene_from_shot(shot: Any, plan: Any | None = None) -> ImageScene:
     return ImageScene(
         shot_id=shot.id, shot_count=len(plan.shots) if plan is not None else None,
         title=getattr(plan, "title", "") or "", action=shot.action, emotion=shot.emotion,
-        location=shot.location, time_of_day=shot.time_of_day, camera=shot.camera, camera_move=shot.camera_move,
+        location=shot.location, time_of_day=shot.time_of_day, weather=getattr(shot, "weather", "clear"),
+        camera=shot.camera, camera_move=shot.camera_move,
         dialogue_character=dialogue.character if dialogue else None, dialogue_line=dialogue.line if dialogue else None)
 
 

@@ -30,7 +30,14 @@ from studio.resources.image.storyboard.figures import (
     draw_figure,
     reference_paths,
 )
-from studio.resources.image.storyboard.scenery import draw_background, scenery_for
+from studio.resources.image.storyboard.scenery import (
+    apply_weather,
+    draw_background,
+    scenery_for,
+    weather_for,
+    weather_layer,
+    weather_particles,
+)
 from studio.resources.image.storyboard.sheet import make_contact_sheet
 
 __all__ = ["FRAMING", "RENDER_VERSION", "StoryboardImageBackend", "_place", "draw_figure", "font", "font_tag",
@@ -94,7 +101,7 @@ def draw_caption(frame: Image.Image, req: ImageRequest, names: dict[str, tuple[s
     d.rounded_rectangle([pad, y, pad + lw + 18 * u, y + 24 * u], radius=8 * u, fill=(255, 196, 64, 255))
     d.text((pad + 9 * u, y + 3 * u), label, font=f_meta, fill=(20, 20, 24, 255))
     note = " · ".join(p for p in (sc.camera.upper(), sc.camera_move.upper() if sc.camera_move != "static" else "",
-                                  sc.location, sc.time_of_day) if p)
+                                  sc.location, sc.time_of_day, sc.weather if sc.weather != "clear" else "") if p)
     d.text((pad + lw + 32 * u, y + 3 * u), note, font=f_meta, fill=(190, 198, 214, 255))
     if sc.title:
         t = sc.title if f_meta.getlength(sc.title) < W * 0.3 else wrap(sc.title, f_meta, W * 0.3, 1)[0]
@@ -122,6 +129,8 @@ def render_storyboard_frame(req: ImageRequest) -> Image.Image:
     sc = req.scene
     rng = random.Random(zlib.crc32(f"{req.seed}|{sc.location}|{sc.shot_id}|{sc.action}".encode()))
     bg = draw_background(W * SS, H * SS, scenery_for(sc.location, sc.action), sc.time_of_day, rng)
+    weather = weather_for(sc.weather, sc.location, sc.action)
+    bg = apply_weather(bg, weather, rng)  # the keyframe shows the weather the animated shot has
     frame = bg.resize((W, H), Image.LANCZOS).convert("RGBA")
     chars = studio_config().characters
     presets = [(cid, chars.resolve(cid)[1]) for cid in req.characters]
@@ -143,6 +152,7 @@ def render_storyboard_frame(req: ImageRequest) -> Image.Image:
     d = ImageDraw.Draw(frame)
     for name, color, cx, top in tags:
         _name_tag(d, name, color, cx, max(top, H * 0.06) + H * 0.06 * (top < H * 0.06), int(15 * H / 576), W)
+    weather_layer(ImageDraw.Draw(frame), weather, weather_particles(weather, W, H, rng.randrange(1 << 30)), 0.0, W, H)
     draw_camera_move(frame, sc.camera_move, H * 0.75)
     draw_caption(frame, req, names)
     return frame.convert("RGB")

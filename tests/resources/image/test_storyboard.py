@@ -25,6 +25,7 @@ from studio.resources.image.request import (
     load_batch,
 )
 from studio.resources.image.storyboard.frame import (
+    DEFAULT_SIZE,
     FRAMING,
     StoryboardImageBackend,
     _place,
@@ -150,6 +151,20 @@ def test_prompt_assembly_from_presets():
     off, _ = assemble_prompt(["bunny"], scene, [LoraSpec(name="pixar-style", weight=0.0)])
     assert "pixar style" not in off.split(", ")[0]  # a LoRA at weight 0 adds no trigger word
     assert "thin" in assemble_prompt(["bunny"], scene)[1]  # the character's own negative prompt
+
+
+def test_the_keyframe_shows_the_shots_weather():
+    """A storm in the plan is in the keyframe (and so in storyboard.png) as in the animated shot: a darker,
+    greyer sky with rain streaks, and in the SDXL prompt; a clear shot has neither."""
+    plan = _plan()
+    stormy = plan.shots[0].model_copy(update={"weather": "storm"})
+    req = image_request_from_shot(stormy, plan, seed=3)
+    clear = image_request_from_shot(plan.shots[0].model_copy(update={"weather": "clear"}), plan, seed=3)
+    assert req.scene.weather == "storm" and "thunderstorm" in req.prompt and "thunderstorm" not in clear.prompt
+    sky = slice(0, int(0.25 * DEFAULT_SIZE[1]))
+    a, b = (np.asarray(render_storyboard_frame(r), dtype=np.float32)[sky] for r in (req, clear))
+    assert a.mean() < b.mean() - 10  # the storm darkens the sky
+    assert (a[..., 2] - a[..., 0]).mean() < (b[..., 2] - b[..., 0]).mean() - 10  # and greys its blue
 
 
 def test_request_from_shot_resolves_names_and_loras():
