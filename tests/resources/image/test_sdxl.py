@@ -180,13 +180,15 @@ def test_controlnet_canny_from_a_film_frame_multi_controlnet_and_img2img(gpu_env
 def test_one_load_per_process_parked_between_tasks(gpu_env, tmp_path):
     backend = _backend()
     name = backend.heavy_model().name
+    resident = name in get_residency().resident()  # an earlier test of this process may have loaded it already
     t0 = time.time()
     for seed in range(2):
         _render(backend, ImageRequest(prompt=PROMPT, seed=seed), tmp_path / f"{seed}.png")
     rows = [r for r in read_residency_log() if r["pid"] == os.getpid() and r["model"] == name]
-    assert count_events(rows, "load") == 1  # across every test of this module, in this process
     recent = [r for r in rows if r["t"] >= t0]
-    assert count_events(recent, "activate") == 2 and count_events(recent, "park") == 2
+    assert count_events(recent, "load") == (0 if resident else 1)  # loaded once, then parked between tasks
+    # each render used the model once (the first by loading it, unless it was parked) and parked it after
+    assert count_events(recent, "load") + count_events(recent, "activate") == 2 and count_events(recent, "park") == 2
     assert get_residency().resident()[name] == "parked"
     assert overlapping_actives(read_residency_log()) == []
 
