@@ -285,12 +285,36 @@ def assemble_stage(job: ShortJob, segments: list[ArtifactRef], plan: Plan | None
 
 
 def storyboard_stage(job: ShortJob, plan: Plan, takes: Takes, segments: list[ArtifactRef]) -> ArtifactRef:
+    """storyboard.png: one tile per shot. In the `final` look a tile is a frame from the middle of the shot's
+    rendered segment — what the short shows (props, weather, motion, lip sync) — else the keyframe."""
+    from studio.resources.video.config import video_config
+
+    final = video_config().look == "final"
     tiles = []
     for shot, seg in zip(plan.shots, segments, strict=True):
         line = f'{shot.dialogue.character}: "{shot.dialogue.line}"' if shot.dialogue else shot.action
         seconds = float(job.store.sidecar(seg)["extra"].get("duration", shot.duration))
-        tiles.append((takes.frames[shot.id], [f"#{shot.id} · {shot.camera} · {seconds:.1f}s", line[:90]]))
+        tile = segment_still(job.store, seg, seconds / 2) if final else takes.frames[shot.id]
+        tiles.append((tile, [f"#{shot.id} · {shot.camera} · {seconds:.1f}s", line[:90]]))
     return shows_cached(render_contact_sheet).submit(sheet_recipe(tiles, plan.title, None), tiles).result()
+
+
+SEGMENT_STILL_STAGE = "segment_still"
+
+
+def segment_still(store: ArtifactStore, segment: ArtifactRef, at_s: float) -> ArtifactRef:
+    """A frame of a rendered segment at `at_s` seconds as a PNG artifact (recipe: the segment's bytes + time)."""
+    from PIL import Image
+
+    from studio.resources.media.frames import read_frame
+
+    recipe = Recipe(stage=SEGMENT_STILL_STAGE, backend="ffmpeg", inputs=[segment.sha256],
+                    params={"at": round(at_s, 3)})
+
+    def write(out: Path) -> None:
+        Image.fromarray(read_frame(store.local_path(segment), at_s, width=854)).save(out, format="PNG")
+
+    return store.lookup_or_make(recipe, ".png", "image/png", write)
 
 
 def export_outputs(store: ArtifactStore, cut: ArtifactRef, sheet: ArtifactRef, out: Path) -> dict[str, Path]:

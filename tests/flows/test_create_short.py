@@ -118,6 +118,12 @@ def test_outputs_of_a_short(finished_short):
     sheet_meta = json.loads(Path(manifest["storyboard"]["uri"]).with_name(
         manifest["storyboard"]["key"] + ".json").read_text())
     assert len(sheet_meta["extra"]["tiles"]) == len(plan.shots)
+    if cfg.look == "final":  # each tile is a frame of the shot's segment: the sheet shows what the short shows
+        stills = [json.loads(p.read_text()) for p in Path(manifest["storyboard"]["uri"]).parents[2].glob(
+            "segment_still/*/*.json")]
+        by_sha = {m["sha256"]: m["recipe"]["inputs"] for m in stills}
+        assert [by_sha[t][0] for t in sheet_meta["recipe"]["inputs"]] == [e["segment"]["sha256"]
+                                                                          for e in manifest["shots"]]
     assert set(manifest["timings_s"]) >= {"plan", "voices", "visuals", "segments+assembly"}
 
 
