@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import shutil
 import sys
@@ -31,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_sdxl import REPO, _bootstrap_studio, _med  # noqa: E402 - the same bootstrap and median
+from gpu_sdxl import REPO, _bootstrap_studio, _med, write_results  # noqa: E402 - the same bootstrap and median
 
 
 def write_configs(ckpt: Path, dest: Path, width: float, dtype: str) -> None:
@@ -141,13 +140,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="folder for gpu_lipsync_results.json (e.g. $OUT on the device)")
     args = ap.parse_args()
     _bootstrap_studio()
-    res = run(args)
-    text = json.dumps(res, indent=2)
-    print(text)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "gpu_lipsync_results.json").write_text(text)
-    shutil.rmtree(res["work_dir"], ignore_errors=True)
+    write_results(run(args), args.out, "gpu_lipsync_results.json")
 
 
 if __name__ == "__main__":

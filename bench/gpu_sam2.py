@@ -21,7 +21,6 @@ CPU dry run of the same code path with the tiny model:  .venv/bin/python bench/g
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -29,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gpu_sdxl import REPO, _bootstrap_studio, _med
+from gpu_sdxl import REPO, _bootstrap_studio, _med, write_results
 from gpu_sdxl import WHEELS as SDXL_WHEELS
 
 # transformers' SAM2 arrived in 4.56; the host's may be older, so the bench brings the studio's own.
@@ -154,13 +153,7 @@ def main() -> None:
     if args.fetch_wheels:
         return fetch_wheels()
     _bootstrap_studio()
-    res = run(args)
-    text = json.dumps(res, indent=2)
-    print(text)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "gpu_sam2_results.json").write_text(text)
-        shutil.rmtree(res["work_dir"], ignore_errors=True)
+    write_results(run(args), args.out, "gpu_sam2_results.json")
 
 
 if __name__ == "__main__":

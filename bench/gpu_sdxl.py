@@ -244,6 +244,17 @@ def run(args: argparse.Namespace) -> dict:
     return res
 
 
+def write_results(res: dict, out: Path | None, name: str) -> None:
+    """Print a benchmark's results; with `out` (e.g. $OUT on the device machine) also save them as `name` there
+    and drop the work folder of built models."""
+    text = json.dumps(res, indent=2)
+    print(text)
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(text)
+        shutil.rmtree(res["work_dir"], ignore_errors=True)
+
+
 def _med(xs: list[float]) -> float:
     return round(statistics.median(xs), 4) if xs else float("nan")
 
@@ -262,13 +273,7 @@ def main() -> None:
     if args.fetch_wheels:
         return fetch_wheels()
     _bootstrap_studio()
-    res = run(args)
-    text = json.dumps(res, indent=2)
-    print(text)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "gpu_sdxl_results.json").write_text(text)
-        shutil.rmtree(res["work_dir"], ignore_errors=True)
+    write_results(run(args), args.out, "gpu_sdxl_results.json")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import shutil
 import sys
@@ -32,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_sdxl import REPO, _bootstrap_studio, _med, fetch_wheels  # noqa: E402  (bench/ scripts share helpers)
+from gpu_sdxl import REPO, _bootstrap_studio, _med, fetch_wheels, write_results  # noqa: E402  (bench/ scripts share helpers)
 
 # google/t5-v1_1-xxl (LTX-Video's text_encoder/config.json); the transformer and VAE classes' defaults are
 # LTX-Video 0.9's configs; the scheduler is the model's scheduler/scheduler_config.json.
@@ -177,13 +176,7 @@ def main() -> None:
     if args.fetch_wheels:
         return fetch_wheels()
     _bootstrap_studio()
-    res = run(args)
-    text = json.dumps(res, indent=2)
-    print(text)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "gpu_video_results.json").write_text(text)
-        shutil.rmtree(res["work_dir"], ignore_errors=True)
+    write_results(run(args), args.out, "gpu_video_results.json")
 
 
 if __name__ == "__main__":
