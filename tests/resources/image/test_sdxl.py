@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
+from support.gpu_env import use_gpu_config_dir
 from typer.testing import CliRunner
 
 from studio.configs.settings import get_settings
@@ -56,10 +57,7 @@ def test_models_tiny_points_every_gpu_generation_tool_at_its_tiny_model(tiny):
 @pytest.fixture
 def gpu_env(tiny, monkeypatch):
     """The gpu profile with its SDXL, LoRAs and ControlNets pointing at the tiny models."""
-    monkeypatch.setenv("STUDIO_CONFIG_DIR", str(tiny))
-    monkeypatch.setenv("STUDIO_PROFILE", "gpu")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    get_settings.cache_clear()
+    use_gpu_config_dir(monkeypatch, tiny)
     yield tiny
     get_settings.cache_clear()
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from support.gpu_env import use_gpu_config_dir
 from support.video_clips import write_video
 
 from studio.configs.settings import get_settings
@@ -45,10 +46,7 @@ def tiny(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def gpu_env(tiny, monkeypatch, isolated_store):
-    monkeypatch.setenv("STUDIO_CONFIG_DIR", str(tiny))
-    monkeypatch.setenv("STUDIO_PROFILE", "gpu")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    get_settings.cache_clear()
+    use_gpu_config_dir(monkeypatch, tiny)
     yield tiny
     get_settings.cache_clear()
 

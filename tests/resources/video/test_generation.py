@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from support.gpu_env import use_gpu_config_dir
 
 from studio.configs.errors import StudioError
 from studio.configs.schema import ModelEntry
@@ -40,10 +41,7 @@ def tiny_configs(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def gpu_env(tiny_configs, monkeypatch, isolated_store):
-    monkeypatch.setenv("STUDIO_CONFIG_DIR", str(tiny_configs))
-    monkeypatch.setenv("STUDIO_PROFILE", "gpu")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    get_settings.cache_clear()
+    use_gpu_config_dir(monkeypatch, tiny_configs)
     yield tiny_configs
     get_settings.cache_clear()
 
