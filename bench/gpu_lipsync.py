@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_sdxl import REPO, _bootstrap_studio, _med, write_results  # noqa: E402 - the same bootstrap and median
+from gpu_sdxl import REPO, _med, bench_main, bench_parser  # noqa: E402 - the same bootstrap and median
 
 
 def write_configs(ckpt: Path, dest: Path, width: float, dtype: str) -> None:
@@ -132,15 +132,10 @@ def sync_end_to_end(backend, work: Path, device: str) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tiny", action="store_true", help="CPU dry run with a tiny network (checks the script)")
+    ap = bench_parser("gpu_lipsync_results.json", fetch=False)
     ap.add_argument("--frames", type=int, default=1000, help="frames per timed call (40 s of video at 25 fps)")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--switches", type=int, default=5)
-    ap.add_argument("--out", type=Path, help="folder for gpu_lipsync_results.json (e.g. $OUT on the device)")
-    args = ap.parse_args()
-    _bootstrap_studio()
-    write_results(run(args), args.out, "gpu_lipsync_results.json")
+    bench_main(ap, run, None, "gpu_lipsync_results.json")
 
 
 if __name__ == "__main__":

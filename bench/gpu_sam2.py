@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gpu_sdxl import REPO, _bootstrap_studio, _med, write_results
+from gpu_sdxl import REPO, _med, bench_main, bench_parser
 from gpu_sdxl import WHEELS as SDXL_WHEELS
 
 # transformers' SAM2 arrived in 4.56; the host's may be older, so the bench brings the studio's own.
@@ -140,20 +140,12 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--fetch-wheels", action="store_true", help="download the wheels the GPU host lacks, then exit")
-    ap.add_argument("--tiny", action="store_true", help="CPU dry run with the tiny model (checks the script)")
+    ap = bench_parser("gpu_sam2_results.json")
     ap.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--switches", type=int, default=5)
-    ap.add_argument("--out", type=Path, help="folder for gpu_sam2_results.json (e.g. $OUT on the device machine)")
-    args = ap.parse_args()
-    if args.fetch_wheels:
-        return fetch_wheels()
-    _bootstrap_studio()
-    write_results(run(args), args.out, "gpu_sam2_results.json")
+    bench_main(ap, run, fetch_wheels, "gpu_sam2_results.json")
 
 
 if __name__ == "__main__":

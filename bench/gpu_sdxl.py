@@ -255,25 +255,39 @@ def write_results(res: dict, out: Path | None, name: str) -> None:
         shutil.rmtree(res["work_dir"], ignore_errors=True)
 
 
+def bench_parser(results: str, fetch: bool = True) -> argparse.ArgumentParser:
+    """The flags every bench/gpu_*.py has: --tiny (a CPU dry run), --switches, --out (and --fetch-wheels)."""
+    ap = argparse.ArgumentParser(description=sys.modules["__main__"].__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    if fetch:
+        ap.add_argument("--fetch-wheels", action="store_true",
+                        help="download the wheels the GPU host lacks, then exit")
+    ap.add_argument("--tiny", action="store_true", help="CPU dry run with tiny weights (checks the script)")
+    ap.add_argument("--switches", type=int, default=5, help="model switches timed for the residency figures")
+    ap.add_argument("--out", type=Path, help=f"folder for {results} (e.g. $OUT on the device machine)")
+    return ap
+
+
+def bench_main(ap: argparse.ArgumentParser, run_bench, fetch, results: str) -> None:
+    """Parse, fetch the wheels and exit if asked, else bootstrap the studio, run, print and save the results."""
+    args = ap.parse_args()
+    if getattr(args, "fetch_wheels", False):
+        return fetch()
+    _bootstrap_studio()
+    write_results(run_bench(args), args.out, results)
+
+
 def _med(xs: list[float]) -> float:
     return round(statistics.median(xs), 4) if xs else float("nan")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--fetch-wheels", action="store_true", help="download the wheels the GPU host lacks, then exit")
-    ap.add_argument("--tiny", action="store_true", help="CPU dry run with tiny weights (checks the script)")
+    ap = bench_parser("gpu_sdxl_results.json")
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--dtype", default="float16", choices=["float16", "bfloat16"])
     ap.add_argument("--images", type=int, default=3)
-    ap.add_argument("--switches", type=int, default=5)
-    ap.add_argument("--out", type=Path, help="folder for results.json (e.g. $OUT on the device machine)")
-    args = ap.parse_args()
-    if args.fetch_wheels:
-        return fetch_wheels()
-    _bootstrap_studio()
-    write_results(run(args), args.out, "gpu_sdxl_results.json")
+    bench_main(ap, run, fetch_wheels, "gpu_sdxl_results.json")
 
 
 if __name__ == "__main__":

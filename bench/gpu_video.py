@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_sdxl import REPO, _bootstrap_studio, _med, fetch_wheels, write_results  # noqa: E402  (bench/ scripts share helpers)
+from gpu_sdxl import REPO, _med, bench_main, bench_parser, fetch_wheels  # noqa: E402  (bench/ scripts share helpers)
 
 # google/t5-v1_1-xxl (LTX-Video's text_encoder/config.json); the transformer and VAE classes' defaults are
 # LTX-Video 0.9's configs; the scheduler is the model's scheduler/scheduler_config.json.
@@ -161,22 +161,14 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--fetch-wheels", action="store_true", help="download the wheels the GPU host lacks, then exit")
-    ap.add_argument("--tiny", action="store_true", help="CPU dry run with tiny weights (checks the script)")
+    ap = bench_parser("gpu_video_results.json")
     ap.add_argument("--width", type=int, default=1024)
     ap.add_argument("--height", type=int, default=576)
     ap.add_argument("--fps", type=int, default=24)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--clips", type=int, default=3)
-    ap.add_argument("--switches", type=int, default=5)
     ap.add_argument("--offload", nargs="+", default=["model", "none"], choices=["model", "none", "sequential"])
-    ap.add_argument("--out", type=Path, help="folder for gpu_video_results.json (e.g. $OUT on the device machine)")
-    args = ap.parse_args()
-    if args.fetch_wheels:
-        return fetch_wheels()
-    _bootstrap_studio()
-    write_results(run(args), args.out, "gpu_video_results.json")
+    bench_main(ap, run, fetch_wheels, "gpu_video_results.json")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 
 from prefect import flow, get_run_logger
@@ -28,6 +27,7 @@ from prefect.task_runners import ProcessPoolTaskRunner
 
 from studio.resources.media.probe import require_video
 from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe, file_digest
+from studio.resources.runtime.files import copy_atomic, write_text_atomic
 from studio.resources.runtime.gpu_limit import prepare_flow_run
 from studio.resources.video.config import video_config
 from studio.resources.video.scenes import Scene, assemble_scenes, plan_chunks
@@ -138,9 +138,9 @@ def analyze_film(video: str, out_dir: str | None = None, detector: str | None = 
         for row in local["shots"]:
             if row.get("thumbnail_ref"):
                 dst = out / "thumbnails" / f"scene-{row['scene']['index']:04d}.jpg"
-                shutil.copyfile(store.local_path(ArtifactRef(**row["thumbnail_ref"])), dst)
+                copy_atomic(store.local_path(ArtifactRef(**row["thumbnail_ref"])), dst)
                 row["thumbnail"] = str(dst)
-        (out / "analysis.json").write_text(json.dumps(local, indent=2, sort_keys=True))
+        write_text_atomic(out / "analysis.json", json.dumps(local, indent=2, sort_keys=True))
 
     create_table_artifact(key=f"film-analysis-{_slug(Path(video).stem)}", description=f"scenes of {video}",
                           table=[{"scene": r["scene"]["index"], "start": round(r["scene"]["start"], 2),

@@ -20,7 +20,6 @@ Cached and heavy tags are dropped (no GPU slot is taken for cached work).
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from prefect import flow, get_run_logger
 
 from studio.resources.image.request import BatchItem, ImageRequest, expand_batch, load_batch
 from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe
+from studio.resources.runtime.files import copy_atomic, write_text_atomic
 from studio.tasks.caching import heavy_tags
 from studio.tasks.images import (
     check_consistency,
@@ -186,8 +186,8 @@ def export(summary: dict, images: list[tuple[str, ArtifactRef]], sheet: Artifact
     """Copy the final images and the contact sheet to `out` under readable names, plus a JSON report."""
     store = ArtifactStore.from_settings()
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(store.local_path(sheet), out / "contact_sheet.png")
+    copy_atomic(store.local_path(sheet), out / "contact_sheet.png")
     for name, ref in images:
-        shutil.copyfile(store.local_path(ref), out / name)
-    (out / "batch_report.json").write_text(json.dumps(summary, indent=2, default=str))
+        copy_atomic(store.local_path(ref), out / name)
+    write_text_atomic(out / "batch_report.json", json.dumps(summary, indent=2, default=str))
     return out

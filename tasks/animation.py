@@ -236,7 +236,7 @@ def card_recipe(kind: str, title: str, lines: list[str], seconds: float, fmt: Ou
 
 
 def make_card_segment(recipe: Recipe, store: ArtifactStore | None = None) -> ArtifactRef:
-    from studio.resources.video.animation import render_card
+    from studio.resources.video.cards import render_card
 
     store = store or ArtifactStore.from_settings()
     p, fmt = recipe.params, OutputFormat(**recipe.params["format"])

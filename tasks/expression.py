@@ -68,16 +68,27 @@ def expression_recipe(
     )
 
 
-def make_exaggerated_keyframe(
-    recipe: Recipe,
-    keyframe: Path,
-    prompt: str = "",
-    loras: list[dict] | None = None,
-    store: ArtifactStore | None = None,
-) -> ArtifactRef:
-    """The body of `exaggerate_keyframe`, callable without Prefect: edit → check → re-roll (bounded)."""
+def _attempt(backend: Any, embedder: Any, keyframe: Path, p: dict[str, Any], i: int, out: Path, prompt: str,
+             loras: list[dict] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Attempt `i` (its own seed): the edit, then the face check against the keyframe → (row, edit metadata)."""
     from studio.resources.image.expression_gpu import inpaint_face
-    from studio.tasks.images import face_embedder, image_backend, score_faces
+    from studio.tasks.images import score_faces
+
+    meta = inpaint_face(backend, keyframe, tuple(p["box"]), p["emotion"], p["factor"], p["seed"] + 1000 * i, out,
+                        prompt, loras)
+    row = {"attempt": i, "seed": meta["seed"], "strength": meta["strength"], "pipeline_s": meta["pipeline_s"]}
+    if embedder is None:
+        row.update(status="unchecked", score=None)
+    else:
+        check = score_faces(embedder, out, [keyframe], p["threshold"])
+        row.update(status=check["status"], score=check["score"])
+    return row, meta
+
+
+def make_exaggerated_keyframe(recipe: Recipe, keyframe: Path, prompt: str = "", loras: list[dict] | None = None,
+                              store: ArtifactStore | None = None) -> ArtifactRef:
+    """The body of `exaggerate_keyframe`, callable without Prefect: edit → check → re-roll (bounded)."""
+    from studio.tasks.images import face_embedder, image_backend
 
     store = store or ArtifactStore.from_settings()
     p = recipe.params
@@ -90,28 +101,7 @@ def make_exaggerated_keyframe(
         with tempfile.TemporaryDirectory(prefix="studio-expr-") as scratch:
             for i in range(p["attempts"]):
                 out = Path(scratch) / f"attempt-{i}.png"
-                meta = inpaint_face(
-                    backend,
-                    keyframe,
-                    tuple(p["box"]),
-                    p["emotion"],
-                    p["factor"],
-                    p["seed"] + 1000 * i,
-                    out,
-                    prompt,
-                    loras,
-                )
-                row = {
-                    "attempt": i,
-                    "seed": meta["seed"],
-                    "strength": meta["strength"],
-                    "pipeline_s": meta["pipeline_s"],
-                }
-                if embedder is None:
-                    row.update(status="unchecked", score=None)
-                else:
-                    check = score_faces(embedder, out, [keyframe], p["threshold"])
-                    row.update(status=check["status"], score=check["score"])
+                row, meta = _attempt(backend, embedder, keyframe, p, i, out, prompt, loras)
                 attempts.append(row)
                 if row["status"] in ("pass", "unchecked", "no-reference-face"):
                     chosen = i
@@ -119,17 +109,9 @@ def make_exaggerated_keyframe(
                     break
             if chosen is None:
                 shutil.copyfile(keyframe, tmp)  # every attempt lost the face: keep the keyframe's
-        return {
-            "attempts": attempts,
-            "chosen": chosen,
-            "kept_original": chosen is None,
-            "prompt": meta["prompt"],
-            "emotion": p["emotion"],
-            "factor": p["factor"],
-            "box": p["box"],
-            "threshold": p["threshold"],
-            "model": backend.model_id,
-        }
+        return {"attempts": attempts, "chosen": chosen, "kept_original": chosen is None, "prompt": meta["prompt"],
+                "emotion": p["emotion"], "factor": p["factor"], "box": p["box"], "threshold": p["threshold"],
+                "model": backend.model_id}
 
     return store.lookup_or_make(recipe, ".png", "image/png", write)
 

@@ -11,12 +11,14 @@ editing character_voices.yaml or tts_config.yaml re-renders exactly the lines it
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from prefect import task
 
 from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore, Recipe, StoreError
+from studio.resources.runtime.files import copy_atomic, write_text_atomic
 from studio.resources.voice.line import LineSpec, plan_line, render_line, scratch_dir
 from studio.resources.voice.select import get_backend
 from studio.tasks.caching import generation_task_options, heavy_tags
@@ -131,15 +133,12 @@ def read_line_timing(ref: ArtifactRef, store: ArtifactStore | None = None) -> di
 
 def export_line(ref: ArtifactRef, out_path: Path | str, store: ArtifactStore | None = None) -> Path:
     """Copy a stored line (and its timing JSON) to a user-visible path."""
-    import shutil
 
     from studio.resources.voice.line import timing_path_for
 
     store = store or ArtifactStore.from_settings()
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(store.local_path(ref), out_path)
-    import json
-
-    timing_path_for(out_path).write_text(json.dumps(read_line_timing(ref, store), indent=1))
+    copy_atomic(store.local_path(ref), out_path)
+    write_text_atomic(timing_path_for(out_path), json.dumps(read_line_timing(ref, store), indent=1))
     return out_path

@@ -62,17 +62,31 @@ def _crop_region(box: tuple[int, int, int, int], w: int, h: int) -> tuple[int, i
     return max(0, x0 - mx), max(0, y0 - my), min(w, x1 + mx), min(h, y1 + my)
 
 
-def inpaint_face(
-    backend: Any,
-    image: Path,
-    box: tuple[int, int, int, int],
-    emotion: str,
-    factor: float,
-    seed: int,
-    out_path: Path,
-    prompt: str = "",
-    loras: list[dict] | None = None,
-) -> dict[str, Any]:
+def _face_crop(keyframe: Any, box: tuple[int, int, int, int]) -> tuple[Any, np.ndarray, tuple[int, int]]:
+    """(the crop around the face with a margin, its mask: 255 inside `box`, the crop's top-left corner)."""
+    cx0, cy0, cx1, cy1 = _crop_region(box, *keyframe.size)
+    crop = keyframe.crop((cx0, cy0, cx1, cy1))
+    face = np.zeros((crop.size[1], crop.size[0]), np.uint8)
+    face[box[1] - cy0 : box[3] - cy0, box[0] - cx0 : box[2] - cx0] = 255
+    return crop, face, (cx0, cy0)
+
+
+def _blend_face(keyframe: Any, edited_crop: Any, box: tuple[int, int, int, int], corner: tuple[int, int]) -> Any:
+    """The keyframe with the edited face blended into `box` (feathered edges: no seam)."""
+    from PIL import Image
+
+    edited = np.asarray(edited_crop, dtype=np.float32)
+    out = np.asarray(keyframe, dtype=np.float32).copy()
+    fx0, fy0 = box[0] - corner[0], box[1] - corner[1]
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    region = out[box[1] : box[3], box[0] : box[2]]
+    out[box[1] : box[3], box[0] : box[2]] = region + box_blend_mask(bw, bh) * (
+        edited[fy0 : fy0 + bh, fx0 : fx0 + bw] - region)
+    return Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8))
+
+
+def inpaint_face(backend: Any, image: Path, box: tuple[int, int, int, int], emotion: str, factor: float, seed: int,
+                 out_path: Path, prompt: str = "", loras: list[dict] | None = None) -> dict[str, Any]:
     """Redraw the face inside `box` of `image` with `emotion` weighted by `factor` (a `DiffusersSDXLBackend`);
     writes a PNG of the keyframe's size to `out_path` and returns what was done (strength, prompt, seconds)."""
     import torch
@@ -84,13 +98,7 @@ def inpaint_face(
     strength = expression_strength(factor)
     with Image.open(image) as im:
         keyframe = im.convert("RGB")
-    W, H = keyframe.size
-    cx0, cy0, cx1, cy1 = _crop_region(box, W, H)
-    crop = keyframe.crop((cx0, cy0, cx1, cy1))
-    cw, ch = crop.size
-    face = np.zeros((ch, cw), np.uint8)
-    fx0, fy0, fx1, fy1 = box[0] - cx0, box[1] - cy0, box[2] - cx0, box[3] - cy0
-    face[fy0:fy1, fx0:fx1] = 255
+    crop, face, corner = _face_crop(keyframe, box)
     work = (req.width, req.height)
     with get_residency().use(backend.heavy_model()) as handle:
         backend._set_loras(handle.pipe, req)
@@ -98,43 +106,17 @@ def inpaint_face(
         backend._set_scheduler(pipe, req.scheduler or "default", handle)
         t0 = time.perf_counter()
         with torch.inference_mode():
-            result = pipe(
-                prompt=req.prompt,
-                negative_prompt=req.negative_prompt or None,
-                image=crop.resize(work, Image.LANCZOS),
-                mask_image=Image.fromarray(face).resize(work),
-                strength=strength,
-                num_inference_steps=req.steps,
-                guidance_scale=req.guidance_scale,
-                width=req.width,
-                height=req.height,
-                generator=torch.Generator("cpu").manual_seed(seed),
-                output_type="pil",
-            ).images[0]
+            result = pipe(prompt=req.prompt, negative_prompt=req.negative_prompt or None,
+                          image=crop.resize(work, Image.LANCZOS), mask_image=Image.fromarray(face).resize(work),
+                          strength=strength, num_inference_steps=req.steps, guidance_scale=req.guidance_scale,
+                          width=req.width, height=req.height, generator=torch.Generator("cpu").manual_seed(seed),
+                          output_type="pil").images[0]
         pipeline_s = time.perf_counter() - t0
-    edited = np.asarray(result.resize((cw, ch), Image.LANCZOS), dtype=np.float32)
-    out = np.asarray(keyframe, dtype=np.float32).copy()
-    bw, bh = box[2] - box[0], box[3] - box[1]
-    region = out[box[1] : box[3], box[0] : box[2]]
-    mask = box_blend_mask(bw, bh)
-    out[box[1] : box[3], box[0] : box[2]] = region + mask * (edited[fy0:fy1, fx0:fx1] - region)
-    save_png(
-        Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8)),
-        out_path,
-        {"parameters": f"{req.prompt}\nStrength: {strength}, Seed: {seed}, Model: {backend.model_id}"},
-    )
-    return {
-        "prompt": req.prompt,
-        "strength": strength,
-        "seed": seed,
-        "factor": factor,
-        "emotion": emotion,
-        "box": list(box),
-        "work_size": list(work),
-        "steps": req.steps,
-        "model": backend.model_id,
-        "pipeline_s": round(pipeline_s, 4),
-    }
+    save_png(_blend_face(keyframe, result.resize(crop.size, Image.LANCZOS), box, corner), out_path,
+             {"parameters": f"{req.prompt}\nStrength: {strength}, Seed: {seed}, Model: {backend.model_id}"})
+    return {"prompt": req.prompt, "strength": strength, "seed": seed, "factor": factor, "emotion": emotion,
+            "box": list(box), "work_size": list(work), "steps": req.steps, "model": backend.model_id,
+            "pipeline_s": round(pipeline_s, 4)}
 
 
 def _inpaint_pipeline(handle: Any) -> Any:

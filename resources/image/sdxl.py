@@ -20,6 +20,7 @@ from typing import Any
 
 from studio.configs.errors import StudioError
 from studio.configs.schema import ModelEntry, studio_config
+from studio.resources.image.control import control_map, fit_rgb
 from studio.resources.image.request import (
     ControlSpec,
     ImageRequest,
@@ -29,18 +30,10 @@ from studio.resources.image.request import (
 )
 from studio.resources.runtime.model_sources import (
     Source,
+    has_variant,
     resolve_source,
 )
-from studio.resources.runtime.residency import HeavyModel, detect_device, get_residency
-
-
-def _has_variant(src: Source, variant: str | None) -> bool:
-    """Pass `variant=` only when the weights have that variant (local folders saved by tests have none)."""
-    if not variant:
-        return False
-    if not src.local:
-        return True
-    return any(f".{variant}." in p.name for p in Path(src.ref).rglob("*.safetensors"))
+from studio.resources.runtime.residency import HeavyModel, detect_device, get_residency, torch_dtype
 
 
 # --------------------------------------------------------------------------- the loaded model
@@ -126,14 +119,6 @@ _SCHEDULERS = {
     "ddim": ("DDIMScheduler", {}),
     "unipc": ("UniPCMultistepScheduler", {}),
 }
-
-
-def _torch_dtype(name: str, device: str):
-    import torch
-
-    if not device.startswith("cuda"):
-        return torch.float32  # half precision on CPU is slow or unsupported
-    return {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}.get(name, torch.float16)
 
 
 class DiffusersSDXLBackend:
@@ -247,11 +232,11 @@ class DiffusersSDXLBackend:
         diffusers_logging.disable_progress_bar()
         transformers_logging.disable_progress_bar()
         src = self.source
-        kwargs: dict[str, Any] = {"dtype": _torch_dtype(self.entry.dtype, device),
+        kwargs: dict[str, Any] = {"dtype": torch_dtype(self.entry.dtype, device),
                                   "local_files_only": src.local_files_only, "use_safetensors": True}
         if not src.local and self.entry.revision:
             kwargs["revision"] = self.entry.revision
-        if device.startswith("cuda") and _has_variant(src, self.cfg.variant):
+        if device.startswith("cuda") and has_variant(src, self.cfg.variant):
             kwargs["variant"] = self.cfg.variant
         # diffusers' device_map takes "cuda" (= the current device) but not "cuda:N": other GPUs use .to().
         mapped = device in ("cuda", "cuda:0") and self.cfg.device_map
@@ -275,7 +260,7 @@ class DiffusersSDXLBackend:
             src = self._controlnet_source(kind)
             e = controlnet_config().controlnets[kind]
             kw: dict[str, Any] = {"dtype": handle.pipe.unet.dtype, "local_files_only": src.local_files_only}
-            if device.startswith("cuda") and _has_variant(src, e.variant):
+            if device.startswith("cuda") and has_variant(src, e.variant):
                 kw["variant"] = e.variant
             handle.controlnets[kind] = ControlNetModel.from_pretrained(src.ref, **kw).to(device)
         return handle.controlnets[kind]
@@ -332,7 +317,7 @@ class DiffusersSDXLBackend:
                 "num_inference_steps": req.steps, "guidance_scale": req.guidance_scale,
                 "generator": torch.Generator("cpu").manual_seed(req.seed), "output_type": "pil"}
             if req.init_image:
-                kwargs["image"] = _load_rgb(req.init_image, req.width, req.height)
+                kwargs["image"] = fit_rgb(req.init_image, req.width, req.height)
                 kwargs["strength"] = req.strength
             else:
                 kwargs.update(width=req.width, height=req.height)
@@ -379,40 +364,6 @@ class DiffusersSDXLBackend:
             derived.set_progress_bar_config(disable=True)
             handle.derived[key] = derived
         return handle.derived[key]
-
-
-# --------------------------------------------------------------------------- control maps
-def _load_rgb(path: str, width: int, height: int):
-    """The image cover-cropped to the target aspect and resized (control maps must match the render size)."""
-    from PIL import Image, ImageOps
-
-    with Image.open(Path(path).expanduser()) as im:
-        return ImageOps.fit(im.convert("RGB"), (width, height), Image.LANCZOS)
-
-
-def control_map(spec: ControlSpec, width: int, height: int):
-    """The conditioning image for one ControlNet: OpenCV canny, a depth model, openpose, or the image as is."""
-    import numpy as np
-    from PIL import Image
-
-    e = controlnet_config().controlnets[spec.kind]
-    img = _load_rgb(spec.image, width, height)
-    if not spec.preprocess or e.preprocessor == "none":
-        return img
-    if e.preprocessor == "canny":
-        import cv2
-
-        edges = cv2.Canny(np.asarray(img.convert("L")), e.canny_low, e.canny_high)
-        return Image.fromarray(np.stack([edges] * 3, axis=-1))
-    if e.preprocessor == "depth":
-        from transformers import pipeline
-
-        src = resolve_source(e.preprocessor_model, "depth preprocessor", "configs/controlnet.yaml")
-        depth = pipeline("depth-estimation", model=src.ref, device=-1)(img)["depth"]
-        return depth.convert("RGB").resize((width, height))
-    from controlnet_aux import OpenposeDetector  # checked in prepare()
-
-    return OpenposeDetector.from_pretrained("lllyasviel/Annotators")(img).resize((width, height))
 
 
 def _settings():

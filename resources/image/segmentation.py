@@ -30,8 +30,9 @@ from PIL import Image
 
 from studio.configs.errors import StudioError
 from studio.configs.schema import ModelEntry
+from studio.resources.runtime.files import atomic_path
 from studio.resources.runtime.model_sources import Source, resolve_source
-from studio.resources.runtime.residency import HeavyModel, detect_device, get_residency
+from studio.resources.runtime.residency import HeavyModel, detect_device, get_residency, torch_dtype
 
 MASK_VERSION = 1  # bump when the masks for the same image, prompt and weights change
 _IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -95,7 +96,8 @@ def detector_tag() -> str:
 # --------------------------------------------------------------------------- mask files and compositing
 def save_mask_png(mask: np.ndarray, path: Path | str) -> None:
     """A binary mask as an 8-bit PNG (0 / 255), no timestamp: same mask → same bytes."""
-    Image.fromarray(np.where(mask, 255, 0).astype(np.uint8)).save(path, format="PNG", optimize=False)
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.where(mask, 255, 0).astype(np.uint8)).save(tmp, format="PNG", optimize=False)
 
 
 def load_mask(path: Path | str) -> np.ndarray:
@@ -136,14 +138,6 @@ class Sam2Handle:
     def to(self, device: str) -> Sam2Handle:
         self.model.to(device)
         return self
-
-
-def _torch_dtype(name: str, device: str) -> Any:
-    import torch
-
-    if not device.startswith("cuda"):
-        return torch.float32
-    return {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}.get(name, torch.float32)
 
 
 class Sam2SegmenterBackend:
@@ -194,7 +188,7 @@ class Sam2SegmenterBackend:
         transformers_logging.set_verbosity_error()
         transformers_logging.disable_progress_bar()
         src = self.source
-        kwargs: dict[str, Any] = {"dtype": _torch_dtype(self.entry.dtype, device),
+        kwargs: dict[str, Any] = {"dtype": torch_dtype(self.entry.dtype, device, default="float32"),
                                   "local_files_only": src.local_files_only}
         if not src.local and self.entry.revision:
             kwargs["revision"] = self.entry.revision

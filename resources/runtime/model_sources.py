@@ -168,3 +168,13 @@ def _fingerprint(root: str, files: tuple[tuple[str, int, int], ...]) -> str:
                 f.seek(-(1 << 20), os.SEEK_END)
                 h.update(f.read())
     return h.hexdigest()[:16]
+
+
+def has_variant(src: Source, variant: str | None) -> bool:
+    """Pass diffusers' `variant=` only when the weights have that variant (local folders saved by tests have
+    none); a hub id is trusted to have it."""
+    if not variant:
+        return False
+    if not src.local:
+        return True
+    return any(f".{variant}." in p.name for p in Path(src.ref).rglob("*.safetensors"))

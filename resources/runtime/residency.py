@@ -66,6 +66,17 @@ def detect_device(preference: str = "auto") -> str:
     return "cuda:0" if cuda_available() else "cpu"
 
 
+def torch_dtype(name: str, device: str, default: str = "float16") -> Any:
+    """The torch dtype for models.yaml's `dtype` on `device`: float32 off CUDA (half precision on CPU is slow or
+    unsupported), else the named one (`default` for a name torch has no dtype for)."""
+    import torch
+
+    if not device.startswith("cuda"):
+        return torch.float32
+    dtypes = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+    return dtypes.get(name, dtypes[default])
+
+
 def device_tag(device: str | None = None) -> str:
     """The Prefect tag of one GPU — `gpu-heavy:<host>-<device>` (or `gpu-heavy:<STUDIO_GPU__SLOT_ID>`) — whose
     limit is 1: a heavy task waits for *its* device's slot, never holding a slot while another device's lock

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from studio.resources.media.ffmpeg import MediaError
 from studio.resources.media.frames import iter_frames
 from studio.resources.media.probe import require_video
+from studio.resources.runtime.files import atomic_path
 from studio.resources.video.camera import CameraMotion, camera_motion
 from studio.resources.video.composition import Coherence, Composition, coherence, composition
 from studio.resources.video.config import AnalysisConfig, video_config
@@ -65,28 +66,21 @@ def color_words(frame_rgb: np.ndarray, k: int = 2) -> tuple[list[str], str]:
     return ranked or ["grey"], brightness
 
 
-def analyze_range(path: str | Path, scenes: Sequence[Scene], thumb_dir: Path | None = None,
-                  cfg: AnalysisConfig | None = None) -> list[ShotAnalysis]:
-    """Analyse consecutive scenes with ONE decode of their time range (frames are streamed, not stored)."""
+def _decode_scenes(path: str | Path, scenes: Sequence[Scene], fps: float, step: int,
+                   cfg: AnalysisConfig) -> dict[int, dict]:
+    """One decode of the scenes' time range → per scene: small greys for coherence, sampled greys for motion,
+    and the representative frame (the sampled frame nearest the scene's middle) in colour."""
     import cv2
 
-    cfg = cfg or video_config().analysis
-    if not scenes:
-        return []
-    info = require_video(path)
-    fps = info.fps
-    step = max(1, int(round(fps / cfg.motion_sample_fps)))
     coh_w = max(64, cfg.width // 2)
-    decode_w = max(cfg.width, cfg.thumbnails_width)
     first, last = scenes[0], scenes[-1]
-    # The representative frame is the sampled frame nearest each scene's middle.
     mids = {s.index: s.start_frame + step * ((s.end_frame - s.start_frame - 1) // 2 // step) for s in scenes}
     per_scene: dict[int, dict] = {s.index: {"coh": [], "motion": [], "mid": None} for s in scenes}
     bounds = [(s.start_frame, s.end_frame, s.index) for s in scenes]
     b = 0
     frame_no = first.start_frame
     # Seek to the first scene's start; frames are counted from there at the video's own rate.
-    for rgb in iter_frames(path, width=decode_w, start=first.start_frame / fps,
+    for rgb in iter_frames(path, width=max(cfg.width, cfg.thumbnails_width), start=first.start_frame / fps,
                            duration=(last.end_frame - first.start_frame) / fps):
         while b < len(bounds) and frame_no >= bounds[b][1]:
             b += 1
@@ -107,31 +101,46 @@ def analyze_range(path: str | Path, scenes: Sequence[Scene], thumb_dir: Path | N
             slot["mid"] = rgb
             slot["mid_sample"] = len(slot["motion"]) - 1
         frame_no += 1
-    out = []
-    for s in scenes:
-        slot = per_scene[s.index]
-        if not slot["coh"]:
-            raise MediaError(f"no frames decoded for scene {s.index} ({s.start:.2f}-{s.end:.2f} s) of {path}")
-        motion = slot["motion"]
-        cam = camera_motion(motion, fps / step, cfg)
-        m = slot.get("mid_sample", len(motion) // 2)
-        mid_rgb = slot["mid"] if slot["mid"] is not None else cv2.cvtColor(motion[m], cv2.COLOR_GRAY2RGB)
-        small = cv2.resize(mid_rgb, (cfg.width, motion[m].shape[0]), interpolation=cv2.INTER_AREA)
-        # Neighbours 2-6 samples (≈0.15-0.5 s) around the representative frame carry the motion cue.
-        near = [motion[j] for j in (m - 6, m - 4, m - 2, m + 2, m + 4, m + 6) if 0 <= j < len(motion)]
-        comp = composition(small, near)
-        coh = coherence(slot["coh"], s.start_frame, fps, cfg)
-        colors, brightness = color_words(small)
-        thumb = None
-        if thumb_dir is not None:
-            from PIL import Image
+    return per_scene
 
-            thumb_dir.mkdir(parents=True, exist_ok=True)
-            thumb = str(thumb_dir / f"scene-{s.index:04d}.jpg")
-            Image.fromarray(mid_rgb).save(thumb, quality=85)
-        out.append(ShotAnalysis(video=str(path), scene=s, camera=cam, composition=comp, coherence=coh,
-                                colors=colors, brightness=brightness, thumbnail=thumb))
-    return out
+
+def _analyse_scene(path: str | Path, s: Scene, slot: dict, fps: float, step: int, cfg: AnalysisConfig,
+                   thumb_dir: Path | None) -> ShotAnalysis:
+    import cv2
+
+    if not slot["coh"]:
+        raise MediaError(f"no frames decoded for scene {s.index} ({s.start:.2f}-{s.end:.2f} s) of {path}")
+    motion = slot["motion"]
+    cam = camera_motion(motion, fps / step, cfg)
+    m = slot.get("mid_sample", len(motion) // 2)
+    mid_rgb = slot["mid"] if slot["mid"] is not None else cv2.cvtColor(motion[m], cv2.COLOR_GRAY2RGB)
+    small = cv2.resize(mid_rgb, (cfg.width, motion[m].shape[0]), interpolation=cv2.INTER_AREA)
+    # Neighbours 2-6 samples (≈0.15-0.5 s) around the representative frame carry the motion cue.
+    near = [motion[j] for j in (m - 6, m - 4, m - 2, m + 2, m + 4, m + 6) if 0 <= j < len(motion)]
+    comp = composition(small, near)
+    coh = coherence(slot["coh"], s.start_frame, fps, cfg)
+    colors, brightness = color_words(small)
+    thumb = None
+    if thumb_dir is not None:
+        from PIL import Image
+
+        thumb = str(thumb_dir / f"scene-{s.index:04d}.jpg")
+        with atomic_path(thumb) as tmp:
+            Image.fromarray(mid_rgb).save(tmp, format="JPEG", quality=85)
+    return ShotAnalysis(video=str(path), scene=s, camera=cam, composition=comp, coherence=coh,
+                        colors=colors, brightness=brightness, thumbnail=thumb)
+
+
+def analyze_range(path: str | Path, scenes: Sequence[Scene], thumb_dir: Path | None = None,
+                  cfg: AnalysisConfig | None = None) -> list[ShotAnalysis]:
+    """Analyse consecutive scenes with ONE decode of their time range (frames are streamed, not stored)."""
+    cfg = cfg or video_config().analysis
+    if not scenes:
+        return []
+    fps = require_video(path).fps
+    step = max(1, int(round(fps / cfg.motion_sample_fps)))
+    per_scene = _decode_scenes(path, scenes, fps, step, cfg)
+    return [_analyse_scene(path, s, per_scene[s.index], fps, step, cfg, thumb_dir) for s in scenes]
 
 
 def analyze_video(path: str | Path, out_dir: Path | None = None, workers: int = 1,

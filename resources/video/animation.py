@@ -29,7 +29,7 @@ from studio.configs.errors import StudioError
 from studio.configs.schema import studio_config
 from studio.configs.vocabulary import Shot
 from studio.resources.image.storyboard import props as props_mod
-from studio.resources.image.storyboard.draw import SS, font, wrap
+from studio.resources.image.storyboard.draw import SS
 from studio.resources.image.storyboard.figures import character_art, draw_mouth, exaggerate, rig_for_art
 from studio.resources.image.storyboard.scenery import (
     apply_weather,
@@ -118,15 +118,18 @@ def _roles(shot: Shot, family: str, things: list[str]) -> tuple[str | None, str 
     return subject, (target if target != subject else None)
 
 
-def build_scene(shot: Shot, W: int, H: int, fps: int, seconds: float, seed: int,
-                voice_timing: dict | None = None, voice_offset: float = 0.0,
-                cutouts: dict[str, Image.Image] | None = None) -> Scene:
-    """`cutouts`: character id → RGBA art cut out of a keyframe by its mask, used instead of the drawn figure
-    (no rig: no mouth flaps or warp on a cut-out)."""
-    n = max(1, int(round(seconds * fps)))
-    rng = random.Random(zlib.crc32(f"{seed}|{shot.id}|{shot.location}|{shot.action}".encode()))
-    family = verb_family(shot.verb, shot.action)
-    warnings: list[str] = []
+@dataclass
+class _Set:
+    """The shot's set and what its things became: scenery drawn by the set, props, stand-ins."""
+    scenery: str
+    weather: str
+    background: Image.Image  # at W×H
+    background2x: Image.Image
+    things: list[dict]  # the sidecar's record of every thing of the plan
+    props: list[str]  # nouns drawn as props
+
+
+def _build_set(shot: Shot, W: int, H: int, rng: random.Random) -> _Set:
     things_meta, prop_nouns = [], []
     for noun in shot.things:
         kind = place_kind(noun)
@@ -138,84 +141,130 @@ def build_scene(shot: Shot, W: int, H: int, fps: int, seconds: float, seed: int,
                           shot.action)
     weather = weather_for(shot.weather, shot.location, shot.action, *shot.things)
     bg2 = apply_weather(draw_background(W * SS, H * SS, scenery, shot.time_of_day, rng).convert("RGB"), weather, rng)
-    bg = bg2.resize((W, H), Image.LANCZOS)
-    ch_h, ground, travel = LAYOUT[shot.camera]
-    ch_px = ch_h * H
-    subject, target = _roles(shot, family, prop_nouns)
-    if family == "hide" and not any(not props_mod.is_flying(t) for t in prop_nouns):
-        prop_nouns.append(COVER_NOUN)
-        things_meta.append({"noun": COVER_NOUN, "role": "cover"})
-    thrown = next((t for t in prop_nouns if f"thing:{t}" not in (subject, target)), None)
+    return _Set(scenery, weather, bg2.resize((W, H), Image.LANCZOS), bg2, things_meta, prop_nouns)
+
+
+def _stand_ins(family: str, the_set: _Set, subject: str | None, target: str | None) -> str | None:
+    """A cover to hide behind and a thing to throw when the shot names none; the thrown noun, if any."""
+    if family == "hide" and not any(not props_mod.is_flying(t) for t in the_set.props):
+        the_set.props.append(COVER_NOUN)
+        the_set.things.append({"noun": COVER_NOUN, "role": "cover"})
+    thrown = next((t for t in the_set.props if f"thing:{t}" not in (subject, target)), None)
     if family in ("throw", "catch") and thrown is None:
         thrown = THROWN_NOUN
-        prop_nouns.append(thrown)
-        things_meta.append({"noun": thrown, "role": "thrown"})
-    actors: list[Actor] = []
-    chars = studio_config().characters
+        the_set.props.append(thrown)
+        the_set.things.append({"noun": thrown, "role": "thrown"})
+    return thrown
+
+
+def _framed_cast(shot: Shot, subject: str | None, target: str | None) -> tuple[list[str], str | None, str | None]:
+    """(cast, subject, target) on screen: a close-up frames one face, the speaker's."""
     cast = list(shot.characters)
-    if shot.camera in ("close-up", "extreme-close-up") and len(cast) > 1:  # a close-up frames one face
+    if shot.camera in ("close-up", "extreme-close-up") and len(cast) > 1:
         speaker = shot.dialogue.character if shot.dialogue else None
         cast = [speaker if speaker in cast else cast[0]]
         subject = cast[0]
         target = target if target and target.startswith("thing:") else None
-    for cid in cast:
-        _, preset = chars.resolve(cid)
-        speaking = shot.dialogue is not None and shot.dialogue.character == cid
-        emotion = shot.emotion if cid == subject or speaking or not shot.dialogue else "neutral"
-        art, rig = character_art(preset, emotion), rig_for_art(preset)
-        if cutouts and cid in cutouts:
-            art, rig = cutouts[cid], None
-        elif rig is None:
-            warnings.append(f"{cid}: reference art has no rig (.rig.json beside it): no mouth flaps or warp")
-        elif shot.exaggeration > 1.0 and emotion == shot.emotion:
-            art = exaggerate(art, rig, shot.exaggeration)
-        k = ch_px / art.height
-        art = art.resize((max(1, round(art.width * k)), max(1, round(ch_px))), Image.LANCZOS)
-        rig = _scale_rig(rig, k)
-        role = "subject" if cid == subject else "target" if cid == target else "extra"
-        actors.append(Actor(ActorSpec(cid, "character", ch_px, role=role), art, rig,
-                            info={"id": cid, "kind": "character", "role": role, "name": preset.display_name,
-                                  "emotion": emotion, "exaggeration": shot.exaggeration if emotion == shot.emotion
-                                  else 1.0, "rigged": rig is not None, "cutout": bool(cutouts and cid in cutouts)}))
-    for noun in prop_nouns:
-        match = props_mod.match_noun(noun)
-        if match.placeholder:
-            warnings.append(f"no pictogram matches {noun!r}: a labelled placeholder is drawn")
-        flying = props_mod.is_flying(noun, match)
-        size = min(H * 0.32, max(H * (0.13 if flying else 0.1), ch_px * (0.26 if flying else 0.33)))
-        if noun == COVER_NOUN and family == "hide":
-            size = ch_px * 0.9
-        pid = f"thing:{noun}"
-        role = "subject" if pid == subject else "target" if pid == target else \
-            "cover" if (family == "hide" and noun == (COVER_NOUN if COVER_NOUN in prop_nouns else prop_nouns[0])) \
-            else "projectile" if family in ("throw", "catch") and noun == thrown else "extra"
-        actors.append(Actor(ActorSpec(pid, "prop", size, flying=flying, role=role),
-                            props_mod.prop_art(match, int(size)), None,
-                            info={"id": pid, "kind": "prop", "role": role, "flying": flying, **match.as_dict()}))
-        things_meta.append({"noun": noun, "role": "prop", "actor": pid, "placeholder": match.placeholder})
+    return cast, subject, target
+
+
+def _character_actor(shot: Shot, cid: str, ch_px: float, role: str, subject: str | None,
+                     cutouts: dict[str, Image.Image] | None, warnings: list[str]) -> Actor:
+    _, preset = studio_config().characters.resolve(cid)
+    speaking = shot.dialogue is not None and shot.dialogue.character == cid
+    emotion = shot.emotion if cid == subject or speaking or not shot.dialogue else "neutral"
+    art, rig = character_art(preset, emotion), rig_for_art(preset)
+    cut = bool(cutouts and cid in cutouts)
+    if cut:
+        art, rig = cutouts[cid], None
+    elif rig is None:
+        warnings.append(f"{cid}: reference art has no rig (.rig.json beside it): no mouth flaps or warp")
+    elif shot.exaggeration > 1.0 and emotion == shot.emotion:
+        art = exaggerate(art, rig, shot.exaggeration)
+    k = ch_px / art.height
+    art = art.resize((max(1, round(art.width * k)), max(1, round(ch_px))), Image.LANCZOS)
+    rig = _scale_rig(rig, k)
+    return Actor(ActorSpec(cid, "character", ch_px, role=role), art, rig,
+                 info={"id": cid, "kind": "character", "role": role, "name": preset.display_name,
+                       "emotion": emotion, "exaggeration": shot.exaggeration if emotion == shot.emotion else 1.0,
+                       "rigged": rig is not None, "cutout": cut})
+
+
+def _prop_actor(noun: str, family: str, the_set: _Set, H: int, ch_px: float, role: str,
+                warnings: list[str]) -> Actor:
+    match = props_mod.match_noun(noun)
+    if match.placeholder:
+        warnings.append(f"no pictogram matches {noun!r}: a labelled placeholder is drawn")
+    flying = props_mod.is_flying(noun, match)
+    size = min(H * 0.32, max(H * (0.13 if flying else 0.1), ch_px * (0.26 if flying else 0.33)))
+    if noun == COVER_NOUN and family == "hide":
+        size = ch_px * 0.9
+    pid = f"thing:{noun}"
+    the_set.things.append({"noun": noun, "role": "prop", "actor": pid, "placeholder": match.placeholder})
+    return Actor(ActorSpec(pid, "prop", size, flying=flying, role=role), props_mod.prop_art(match, int(size)), None,
+                 info={"id": pid, "kind": "prop", "role": role, "flying": flying, **match.as_dict()})
+
+
+def _prop_role(noun: str, family: str, props: list[str], subject: str | None, target: str | None,
+               thrown: str | None) -> str:
+    pid = f"thing:{noun}"
+    if pid in (subject, target):
+        return "subject" if pid == subject else "target"
+    if family == "hide" and noun == (COVER_NOUN if COVER_NOUN in props else props[0]):
+        return "cover"
+    return "projectile" if family in ("throw", "catch") and noun == thrown else "extra"
+
+
+def _shake(weather: str, family: str, n: int, W: int, rng: random.Random) -> np.ndarray | None:
+    """Camera shake: a storm or a tremble shakes the frame; a fall jolts it when the body hits the ground."""
+    if weather != "storm" and family not in ("tremble", "fall"):
+        return None
+    amp = 0.006 * W if weather == "storm" or family == "tremble" else 0.0
+    shake = np.array([rng.uniform(-1, 1) for _ in range(n)]) * amp
+    if family == "fall":
+        hit = np.clip((np.arange(n) / max(n - 1, 1) - 0.45) / 0.1, 0, 1)
+        shake = shake + 0.012 * W * np.sin(np.pi * hit) * np.cos(np.arange(n) * 2.1)
+    return shake
+
+
+def build_scene(shot: Shot, W: int, H: int, fps: int, seconds: float, seed: int,
+                voice_timing: dict | None = None, voice_offset: float = 0.0,
+                cutouts: dict[str, Image.Image] | None = None) -> Scene:
+    """`cutouts`: character id → RGBA art cut out of a keyframe by its mask, used instead of the drawn figure
+    (no rig: no mouth flaps or warp on a cut-out)."""
+    n = max(1, int(round(seconds * fps)))
+    rng = random.Random(zlib.crc32(f"{seed}|{shot.id}|{shot.location}|{shot.action}".encode()))
+    family = verb_family(shot.verb, shot.action)
+    warnings: list[str] = []
+    the_set = _build_set(shot, W, H, rng)
+    ch_h, ground, travel = LAYOUT[shot.camera]
+    ch_px = ch_h * H
+    subject, target = _roles(shot, family, the_set.props)
+    thrown = _stand_ins(family, the_set, subject, target)
+    cast, subject, target = _framed_cast(shot, subject, target)
+    actors = [_character_actor(shot, cid, ch_px, "subject" if cid == subject else "target" if cid == target
+                               else "extra", subject, cutouts, warnings) for cid in cast]
+    actors += [_prop_actor(noun, family, the_set, H, ch_px,
+                           _prop_role(noun, family, the_set.props, subject, target, thrown), warnings)
+               for noun in list(the_set.props)]
     tracks = plan_motion(family, [a.spec for a in actors], W, H, ground * H, n, fps, shot.emotion,
                          rng.randrange(1 << 30), travel)
     for a in actors:
         a.track = tracks[a.spec.id]
-    shake = None
-    if weather == "storm" or family in ("tremble", "fall"):
-        amp = 0.006 * W if weather == "storm" or family == "tremble" else 0.0
-        shake = np.array([rng.uniform(-1, 1) for _ in range(n)]) * amp
-        if family == "fall":  # a jolt when the body hits the ground
-            hit = np.clip((np.arange(n) / max(n - 1, 1) - 0.45) / 0.1, 0, 1)
-            shake = shake + 0.012 * W * np.sin(np.pi * hit) * np.cos(np.arange(n) * 2.1)
-    camera = camera_path(shot.camera_move, n, W, H, shake)
+    camera = camera_path(shot.camera_move, n, W, H, _shake(the_set.weather, family, n, W, rng))
     mouths = {}
     if shot.dialogue is not None and voice_timing is not None:
         mouths[shot.dialogue.character] = mouth_openness(voice_timing, n, fps, voice_offset)
     for w in warnings:
         log.warning("shot %s: %s", shot.id, w)
     info = {"version": ANIMATION_VERSION, "shot": shot.id, "verb": shot.verb, "primitive": family,
-            "subject": subject, "target": target, "cast": cast, "scenery": scenery, "location": shot.location,
-            "time_of_day": shot.time_of_day, "weather": weather, "things": things_meta, "warnings": warnings,
-            "size": [W, H], "fps": fps, "nframes": n, "attribution": [props_mod.ATTRIBUTION] if prop_nouns else []}
-    particles = weather_particles(weather, W, H, rng.randrange(1 << 30))
-    return Scene(W, H, fps, n, bg, actors, camera, weather, particles, mouths, info, background2x=bg2)
+            "subject": subject, "target": target, "cast": cast, "scenery": the_set.scenery, "location": shot.location,
+            "time_of_day": shot.time_of_day, "weather": the_set.weather, "things": the_set.things,
+            "warnings": warnings, "size": [W, H], "fps": fps, "nframes": n,
+            "attribution": [props_mod.ATTRIBUTION] if the_set.props else []}
+    particles = weather_particles(the_set.weather, W, H, rng.randrange(1 << 30))
+    return Scene(W, H, fps, n, the_set.background, actors, camera, the_set.weather, particles, mouths, info,
+                 background2x=the_set.background2x)
 
 
 def _scale_rig(rig: dict | None, k: float) -> dict | None:
@@ -338,40 +387,3 @@ def render_animation(shot: Shot, out_path: Path | str, W: int, H: int, fps: int,
     scene = build_scene(shot, W, H, fps, seconds, seed, voice_timing, voice_offset, cutouts)
     frames = pipe_frames_to_clip(W, H, fps, scene.n, lambda sink: render_scene_frames(scene, sink), Path(out_path))
     return scene.metadata(frames)
-
-
-# --------------------------------------------------------------------------- cards
-def card_frame(W: int, H: int, title: str, lines: list[str], end: bool = False) -> Image.Image:
-    """A title card (the short's title and logline) or an end card (credits and licences)."""
-    top, bottom = ((18, 20, 36), (60, 44, 88)) if not end else ((10, 10, 14), (30, 32, 44))
-    t = np.linspace(0, 1, H)[:, None, None]
-    arr = np.array(top)[None, None] * (1 - t) + np.array(bottom)[None, None] * t
-    img = Image.fromarray(np.repeat(arr, W, axis=1).astype(np.uint8))
-    d = ImageDraw.Draw(img)
-    ft = font(max(12, int(H / (9 if not end else 12))), "bold")
-    y = H * (0.36 if not end else 0.2)
-    for line in wrap(title, ft, W * 0.86, 2):
-        d.text((W / 2, y), line, font=ft, fill=(255, 214, 96), anchor="mm")
-        y += ft.size * 1.25
-    fl = font(max(9, int(H / (22 if not end else 34))))
-    y += fl.size
-    for text in lines:
-        for line in wrap(text, fl, W * 0.86, 3):
-            d.text((W / 2, y), line, font=fl, fill=(226, 228, 236), anchor="mm")
-            y += fl.size * 1.45
-    return img
-
-
-def render_card(out_path: Path | str, W: int, H: int, fps: int, seconds: float, title: str, lines: list[str],
-                end: bool = False) -> dict:
-    n = max(1, int(round(seconds * fps)))
-    still = np.asarray(card_frame(W, H, title, lines, end), dtype=np.float32)
-    fade = max(1, min(n // 4, int(0.4 * fps)))
-
-    def produce(sink) -> dict:
-        for i in range(n):
-            k = min(1.0, (i + 1) / fade, (n - i) / fade)
-            sink((still * k).astype(np.uint8).tobytes() if k < 1 else still.astype(np.uint8).tobytes())
-        return {"card": "end" if end else "title", "title": title, "lines": lines}
-
-    return pipe_frames_to_clip(W, H, fps, n, produce, Path(out_path))

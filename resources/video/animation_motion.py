@@ -126,111 +126,173 @@ def _face_motion(tr: Track) -> None:
     tr.flip = flip
 
 
+@dataclass
+class _Path:
+    """What the motion primitives of one shot share: the time axis, the (eased) progress and the path."""
+    n: int
+    fps: int
+    W: int
+    H: int
+    ground: float
+    direction: int  # +1: the path runs left to right, -1: right to left
+    travel: float
+    rng: random.Random
+    t: np.ndarray = field(init=False)  # seconds
+    u: np.ndarray = field(init=False)  # 0 → 1 over the shot
+    e: np.ndarray = field(init=False)  # eased u
+
+    def __post_init__(self) -> None:
+        self.t = np.arange(self.n) / self.fps
+        self.u = np.arange(self.n) / max(self.n - 1, 1)
+        self.e = ease(self.u)
+
+    def at(self, f: float) -> float:
+        """The x of a frame fraction `f` along the path."""
+        return self.W * (0.5 + self.direction * (f - 0.5) * self.travel)
+
+    def fly(self, a: ActorSpec, tr: Track) -> None:
+        if a.flying:
+            _flutter(tr, self.t, a.height * 1.4, self.rng.uniform(0, 6.28))
+
+
+# A primitive moves the subject's track `s` in place; chase and flee also return the target's track.
+def _chase(p: _Path, s: Track, hs: float, target: ActorSpec) -> Track:
+    s.x = p.at(0.1) + (p.at(0.72) - p.at(0.1)) * p.e
+    tt = _track(p.n, 0, p.ground)
+    tt.x = p.at(0.55) + (p.at(0.9) - p.at(0.55)) * p.e
+    p.fly(target, tt)
+    s.y = s.y + _run_bob(p.t, hs, 3.0, 0.07)
+    _face(s, tt.x)
+    _face_motion(tt)
+    return tt
+
+
+def _flee(p: _Path, s: Track, hs: float, target: ActorSpec) -> Track:
+    s.x = p.at(0.42) + (p.at(0.92) - p.at(0.42)) * ease(np.clip(p.u * 1.25 - 0.1, 0, 1))
+    tt = _track(p.n, p.at(0.18), p.ground)
+    tt.x = p.at(0.18) + (p.at(0.3) - p.at(0.18)) * p.e
+    p.fly(target, tt)
+    s.y = s.y + _run_bob(p.t, hs, 3.2, 0.07)
+    s.x = s.x + np.where(p.u < 0.1, hs * 0.02 * np.sin(2 * math.pi * 11 * p.t), 0)  # a start of fright
+    _face_motion(s)
+    _face(tt, s.x)
+    return tt
+
+
+def _walk(p: _Path, s: Track, hs: float, fast: bool, targeted: bool) -> None:
+    end = 0.62 if targeted else 0.85
+    s.x = p.at(0.12) + (p.at(end) - p.at(0.12)) * (p.u if fast else p.e)
+    s.y = s.y + _run_bob(p.t, hs, 3.0 if fast else 1.8, 0.07 if fast else 0.03)
+    s.rot = s.rot - p.direction * (6 if fast else 2)
+    _face_motion(s)
+
+
+def _jump_in_place(p: _Path, s: Track, hs: float) -> None:
+    s.x = s.x + p.W * 0.08 * p.travel * (p.e - 0.5) * p.direction
+    _jump(s, p.t, hs, max(0.9, min(1.6, p.n / p.fps / max(1, round(p.n / p.fps / 1.4)))))
+
+
+def _fall(p: _Path, s: Track) -> None:
+    u = p.u
+    drop = ease(np.clip(u / 0.45, 0, 1)) ** 2
+    s.y = p.ground - p.H * 0.55 * (1 - drop)
+    s.rot = s.rot + p.direction * 80 * ease(np.clip((u - 0.35) / 0.3, 0, 1))
+    hit = np.clip((u - 0.45) / 0.12, 0, 1)
+    s.sy = s.sy * np.where((u > 0.45) & (u < 0.57), 1 - 0.25 * np.sin(math.pi * hit), 1.0)
+
+
+def _hide(p: _Path, s: Track, hs: float) -> None:
+    u = p.u
+    s.x = p.at(0.3) + (p.at(0.62) - p.at(0.3)) * ease(np.clip(u / 0.4, 0, 1))
+    peek = np.clip((u - 0.55) / 0.2, 0, 1) * (1 - np.clip((u - 0.85) / 0.15, 0, 1))
+    s.x = s.x - p.direction * hs * 0.35 * peek
+    s.z = np.full(p.n, -1.0)  # behind the cover
+
+
+def _move_subject(family: str, p: _Path, s: Track, hs: float, target: ActorSpec | None) -> Track | None:
+    """Apply the primitive of `family` to the subject's track; the target's track when the primitive moves it."""
+    t = p.t
+    if family == "chase" and target is not None:
+        return _chase(p, s, hs, target)
+    if family == "flee" and target is not None:
+        return _flee(p, s, hs, target)
+    if family in ("walk", "run"):
+        _walk(p, s, hs, family == "run", target is not None)
+    elif family == "jump":
+        _jump_in_place(p, s, hs)
+    elif family == "fall":
+        _fall(p, s)
+    elif family == "hide":
+        _hide(p, s, hs)
+    elif family == "fly":
+        s.x = p.at(0.1) + (p.at(0.9) - p.at(0.1)) * p.u
+        _flutter(s, t, hs * 0.9, 0.0, amp=0.35)
+        _face_motion(s)
+    elif family == "dance":
+        s.rot = s.rot + 12 * np.sin(2 * math.pi * 1.2 * t)
+        s.y = s.y + _run_bob(t, hs, 2.4, 0.06)
+        s.flip = (np.floor(t * 1.2) % 2).astype(bool)
+    elif family == "tremble":
+        noise = np.array([p.rng.uniform(-1, 1) for _ in range(p.n)])
+        s.x = s.x + hs * 0.025 * noise
+        s.sy = s.sy * (0.96 + 0.01 * np.sin(2 * math.pi * 9 * t))
+    else:  # idle: breathing
+        s.sy = s.sy * (1 + 0.015 * np.sin(2 * math.pi * 0.5 * t))
+    return None
+
+
+def _subject_and_target(family: str, p: _Path, subject: ActorSpec, target: ActorSpec | None,
+                        tracks: dict[str, Track]) -> None:
+    s = _track(p.n, p.W * 0.5, p.ground)
+    moved = _move_subject(family, p, s, subject.height, target)
+    if moved is not None and target is not None:
+        tracks[target.id] = moved
+    tracks[subject.id] = s
+    if target is not None and target.id not in tracks:  # a target the primitive left alone stands by, facing
+        near = family in ("throw", "catch", "walk", "run", "hide")
+        tt = _track(p.n, p.at(0.78 if near else 0.72), p.ground)
+        p.fly(target, tt)
+        _face(tt, s.x)
+        tracks[target.id] = tt
+        if family not in ("walk", "run", "fly", "dance"):
+            _face(s, tt.x)
+
+
+def _bystanders(p: _Path, actors: list[ActorSpec], tracks: dict[str, Track]) -> None:
+    """The cover the subject hides behind (in front of it), and the extras in the free spots, facing the middle."""
+    for a in actors:
+        if a.role == "cover":
+            tr = _track(p.n, p.at(0.62), p.ground)
+            tr.z = np.ones(p.n)
+            tracks[a.id] = tr
+    spots = [0.88, 0.08, 0.5, 0.95, 0.2, 0.65]
+    for k, a in enumerate(a for a in actors if a.role == "extra"):
+        tr = _track(p.n, p.at(spots[k % len(spots)]), p.ground)
+        p.fly(a, tr)
+        if a.kind == "character":
+            tr.sy = tr.sy * (1 + 0.012 * np.sin(2 * math.pi * 0.4 * p.t + k))
+            _face(tr, p.W * 0.5)
+        tracks[a.id] = tr
+
+
 def plan_motion(family: str, actors: list[ActorSpec], W: int, H: int, ground: float, n: int, fps: int,
                 emotion: str, seed: int, travel: float = 1.0) -> dict[str, Track]:
     """Per-frame tracks for every actor. `travel`: how much of the frame width paths cover (close-ups travel less)."""
     rng = random.Random(seed)
-    t = np.arange(n) / fps
-    u = np.arange(n) / max(n - 1, 1)
-    e = ease(u)
     subject = next((a for a in actors if a.role == "subject"), None)
     target = next((a for a in actors if a.role == "target"), None)
-    extras = [a for a in actors if a.role == "extra"]
+    p = _Path(n, fps, W, H, ground, rng.choice((1, -1)), travel, rng)
     tracks: dict[str, Track] = {}
-    direction = rng.choice((1, -1))
-    L = lambda f: W * (0.5 + direction * (f - 0.5) * travel)  # noqa: E731 — a frame fraction along the path
-
-    def flyer(a: ActorSpec, tr: Track) -> None:
-        if a.flying:
-            _flutter(tr, t, a.height * 1.4, rng.uniform(0, 6.28))
-
     if subject is not None:
-        hs = subject.height
-        s = _track(n, W * 0.5, ground)
-        if family == "chase" and target is not None:
-            s.x = L(0.1) + (L(0.72) - L(0.1)) * e
-            tt = _track(n, 0, ground)
-            tt.x = L(0.55) + (L(0.9) - L(0.55)) * e
-            flyer(target, tt)
-            s.y = s.y + _run_bob(t, hs, 3.0, 0.07)
-            _face(s, tt.x)
-            _face_motion(tt)
-            tracks[target.id] = tt
-        elif family == "flee" and target is not None:
-            s.x = L(0.42) + (L(0.92) - L(0.42)) * ease(np.clip(u * 1.25 - 0.1, 0, 1))
-            tt = _track(n, L(0.18), ground)
-            tt.x = L(0.18) + (L(0.3) - L(0.18)) * e
-            flyer(target, tt)
-            s.y = s.y + _run_bob(t, hs, 3.2, 0.07)
-            s.x = s.x + np.where(u < 0.1, hs * 0.02 * np.sin(2 * math.pi * 11 * t), 0)  # a start of fright
-            _face_motion(s)
-            _face(tt, s.x)
-            tracks[target.id] = tt
-        elif family in ("walk", "run"):
-            fast = family == "run"
-            end = 0.62 if target is not None else 0.85
-            s.x = L(0.12) + (L(end) - L(0.12)) * (u if fast else e)
-            s.y = s.y + _run_bob(t, hs, 3.0 if fast else 1.8, 0.07 if fast else 0.03)
-            s.rot = s.rot - direction * (6 if fast else 2)
-            _face_motion(s)
-        elif family == "jump":
-            s.x = s.x + W * 0.08 * travel * (e - 0.5) * direction
-            _jump(s, t, hs, max(0.9, min(1.6, n / fps / max(1, round(n / fps / 1.4)))))
-        elif family == "fall":
-            drop = ease(np.clip(u / 0.45, 0, 1)) ** 2
-            s.y = ground - H * 0.55 * (1 - drop)
-            s.rot = s.rot + direction * 80 * ease(np.clip((u - 0.35) / 0.3, 0, 1))
-            hit = np.clip((u - 0.45) / 0.12, 0, 1)
-            s.sy = s.sy * np.where((u > 0.45) & (u < 0.57), 1 - 0.25 * np.sin(math.pi * hit), 1.0)
-        elif family == "hide":
-            s.x = L(0.3) + (L(0.62) - L(0.3)) * ease(np.clip(u / 0.4, 0, 1))
-            peek = np.clip((u - 0.55) / 0.2, 0, 1) * (1 - np.clip((u - 0.85) / 0.15, 0, 1))
-            s.x = s.x - direction * subject.height * 0.35 * peek
-            s.z = np.full(n, -1.0)  # behind the cover
-        elif family == "fly":
-            s.x = L(0.1) + (L(0.9) - L(0.1)) * u
-            _flutter(s, t, hs * 0.9, 0.0, amp=0.35)
-            _face_motion(s)
-        elif family == "dance":
-            s.rot = s.rot + 12 * np.sin(2 * math.pi * 1.2 * t)
-            s.y = s.y + _run_bob(t, hs, 2.4, 0.06)
-            s.flip = (np.floor(t * 1.2) % 2).astype(bool)
-        elif family == "tremble":
-            noise = np.array([rng.uniform(-1, 1) for _ in range(n)])
-            s.x = s.x + hs * 0.025 * noise
-            s.sy = s.sy * (0.96 + 0.01 * np.sin(2 * math.pi * 9 * t))
-        else:  # idle: breathing
-            s.sy = s.sy * (1 + 0.015 * np.sin(2 * math.pi * 0.5 * t))
-        tracks[subject.id] = s
-        if target is not None and target.id not in tracks:
-            near = family in ("throw", "catch", "walk", "run", "hide")
-            tt = _track(n, L(0.78 if near else 0.72), ground)
-            flyer(target, tt)
-            _face(tt, s.x)
-            tracks[target.id] = tt
-            if family not in ("walk", "run", "fly", "dance"):
-                _face(s, tt.x)
+        _subject_and_target(family, p, subject, target, tracks)
     projectile = next((a for a in actors if a.role == "projectile"), None)
     if projectile is not None and subject is not None:
-        tracks[projectile.id] = _throw(tracks[subject.id], tracks.get(target.id) if target else None, family, u,
+        tracks[projectile.id] = _throw(tracks[subject.id], tracks.get(target.id) if target else None, family, p.u,
                                        subject.height, W, ground)
-    for a in actors:
-        if a.role == "cover":  # what the subject hides behind, in front of it
-            tr = _track(n, L(0.62), ground)
-            tr.z = np.ones(n)
-            tracks[a.id] = tr
-    # extras stand (or flutter) in the free spots, facing the middle
-    spots = [0.88, 0.08, 0.5, 0.95, 0.2, 0.65]
-    for k, a in enumerate(extras):
-        tr = _track(n, L(spots[k % len(spots)]), ground)
-        flyer(a, tr)
-        if a.kind == "character":
-            tr.sy = tr.sy * (1 + 0.012 * np.sin(2 * math.pi * 0.4 * t + k))
-            _face(tr, W * 0.5)
-        tracks[a.id] = tr
+    _bystanders(p, actors, tracks)
     for a in actors:
         if a.kind == "character":
-            _pose(tracks[a.id], emotion if a.role == "subject" or subject is None else "neutral", t, a.height, rng)
+            _pose(tracks[a.id], emotion if a.role == "subject" or subject is None else "neutral", p.t, a.height, rng)
     return tracks
 
 

@@ -31,9 +31,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from studio.configs.errors import StudioError
 from studio.configs.schema import ModelEntry
 from studio.configs.vocabulary import Shot
-from studio.resources.image.sdxl import _has_variant, _load_rgb, _torch_dtype
-from studio.resources.runtime.model_sources import ModelNotAvailableError, Source, resolve_source
-from studio.resources.runtime.residency import HeavyModel, detect_device, get_residency
+from studio.resources.image.control import fit_rgb
+from studio.resources.runtime.model_sources import (
+    ModelNotAvailableError,
+    Source,
+    has_variant,
+    resolve_source,
+)
+from studio.resources.runtime.residency import HeavyModel, detect_device, get_residency, torch_dtype
 from studio.resources.video.config import GenerationConfig, video_config
 
 CAMERA_WORDS = {"static": "static camera", "push-in": "the camera slowly pushes in",
@@ -148,11 +153,11 @@ class DiffusersLTXVideoBackend:
         diffusers_logging.disable_progress_bar()
         transformers_logging.disable_progress_bar()
         src = self.source
-        kwargs: dict[str, Any] = {"dtype": _torch_dtype(self.entry.dtype, device), "local_files_only": True,
+        kwargs: dict[str, Any] = {"dtype": torch_dtype(self.entry.dtype, device), "local_files_only": True,
                                   "use_safetensors": True}
         if not src.local and self.entry.revision:
             kwargs["revision"] = self.entry.revision
-        if device.startswith("cuda") and _has_variant(src, self.entry.options.get("variant")):
+        if device.startswith("cuda") and has_variant(src, self.entry.options.get("variant")):
             kwargs["variant"] = self.entry.options["variant"]
         try:
             pipe = LTXImageToVideoPipeline.from_pretrained(src.ref, **kwargs)
@@ -192,7 +197,7 @@ class DiffusersLTXVideoBackend:
                 torch.cuda.reset_peak_memory_stats()
             t0 = time.perf_counter()
             with torch.inference_mode():
-                out = pipe(image=_load_rgb(str(req.image), req.width, req.height), prompt=req.prompt,
+                out = pipe(image=fit_rgb(str(req.image), req.width, req.height), prompt=req.prompt,
                            negative_prompt=req.negative_prompt or None, width=req.width, height=req.height,
                            num_frames=n_gen, frame_rate=req.fps, num_inference_steps=req.steps,
                            guidance_scale=req.guidance_scale, generator=torch.Generator("cpu").manual_seed(req.seed),

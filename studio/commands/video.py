@@ -14,6 +14,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from studio.resources.runtime.files import write_text_atomic
+
 err = Console(stderr=True)
 
 
@@ -39,7 +41,7 @@ def analyze(video: Path = typer.Argument(..., help="The film to analyse."),
         transitions = [t.model_dump() for t in found["transitions"]]
         if out:
             out.mkdir(parents=True, exist_ok=True)
-            (out / "analysis.json").write_text(json.dumps({"video": str(video), "cuts": found["cuts"],
+            write_text_atomic(out / "analysis.json", json.dumps({"video": str(video), "cuts": found["cuts"],
                                                            "transitions": transitions, "shots": rows}, indent=2))
         _print_rows(rows)
         err.print(f"{len(found['cuts'])} cuts, {len(transitions)} transitions (fades, dissolves), {len(rows)} shots")

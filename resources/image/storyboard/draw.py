@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFont
 
+from studio.resources.runtime.files import atomic_path
+
 SS = 2  # supersampling factor for shapes
 _FONT_DIRS = [Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu")]
 TINT = {"dawn": (1.0, 0.93, 0.92), "day": (1.0, 1.0, 1.0), "sunset": (1.06, 0.84, 0.7),
@@ -92,5 +94,6 @@ def save_png(img: Image.Image, path: Path, text: dict[str, str] | None = None) -
     info = PngInfo()
     for k, v in (text or {}).items():
         info.add_text(k, v)
-    img.save(path, format="PNG", pnginfo=info, compress_level=6)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG", pnginfo=info, compress_level=6)
 

@@ -71,12 +71,9 @@ def _house_row(d, w, ground, rng, tod, scale=1.0) -> None:
         x += hw + rng.uniform(0, 14) * scale
 
 
-def draw_background(w: int, h: int, scenery: str, tod: str, rng: random.Random) -> Image.Image:
-    """The empty set at `w`×`h` (already supersampled by the caller)."""
-    img = _gradient(w, h, *SKY[tod])
-    d = ImageDraw.Draw(img)
-    horizon = h * {"sea": 0.5, "harbour": 0.52, "town": 0.62, "mountain": 0.6, "indoor": 0.7}.get(scenery, 0.56)
-    # Sky: stars and moon at night, sun and clouds by day.
+def _sky(img: Image.Image, d: ImageDraw.ImageDraw, horizon: float, tod: str, rng: random.Random) -> None:
+    """Stars and moon at night, sun and clouds by day."""
+    w, h = img.size
     if tod == "night":
         for _ in range(140):
             x, y, r = rng.uniform(0, w), rng.uniform(0, horizon), rng.choice((1.5, 2, 3))
@@ -84,99 +81,136 @@ def draw_background(w: int, h: int, scenery: str, tod: str, rng: random.Random) 
         mx, my, mr = w * rng.uniform(0.65, 0.85), h * 0.16, h * 0.07
         d.ellipse([mx - mr, my - mr, mx + mr, my + mr], fill=(246, 242, 214))
         d.ellipse([mx - mr * 0.55, my - mr * 1.05, mx + mr * 1.3, my + mr * 0.8], fill=SKY[tod][0])
-    else:
-        sy = {"dawn": horizon * 0.92, "sunset": horizon * 0.8, "day": h * 0.14}[tod]
-        sx, sr = w * rng.uniform(0.62, 0.86), h * (0.09 if tod != "day" else 0.06)
-        glow = {"dawn": (255, 214, 170), "sunset": (255, 170, 90), "day": (255, 244, 200)}[tod]
-        d.ellipse([sx - sr * 1.6, sy - sr * 1.6, sx + sr * 1.6, sy + sr * 1.6], fill=_shade(glow, 0.98))
-        d.ellipse([sx - sr, sy - sr, sx + sr, sy + sr], fill=(255, 250, 226))
-        for _ in range(rng.randint(2, 5)):
-            cx, cy, cw = rng.uniform(0, w), rng.uniform(h * 0.06, horizon * 0.6), rng.uniform(w * 0.08, w * 0.16)
-            cc = _tint((255, 255, 255), tod) if tod == "day" else _tint((255, 226, 214), tod)
-            for k in range(4):
-                ox = cx + (k - 1.5) * cw * 0.3
-                rr = cw * (0.22 if k in (1, 2) else 0.16)
-                d.ellipse([ox - rr, cy - rr * (1.2 if k in (1, 2) else 0.8), ox + rr, cy + rr * 0.6], fill=cc)
-    green, dark_green = _tint((112, 178, 72), tod), _tint((62, 124, 58), tod)
-    if scenery == "indoor":
-        wall, floor = _tint((232, 208, 170), tod if tod == "night" else "day"), _tint((150, 102, 62), tod)
-        wx0, wy0, wx1, wy1 = w * 0.58, h * 0.16, w * 0.86, h * 0.52
-        sky = img.crop((0, 0, int(wx1 - wx0), int(wy1 - wy0)))
-        d.rectangle([0, 0, w, horizon], fill=wall)
-        img.paste(sky, (int(wx0), int(wy0)))
-        d.rectangle([wx0, wy0, wx1, wy1], outline=_tint((250, 246, 236), tod), width=int(h * 0.018))
-        d.line([((wx0 + wx1) / 2, wy0), ((wx0 + wx1) / 2, wy1)], fill=_tint((250, 246, 236), tod), width=8)
-        d.rectangle([w * 0.12, h * 0.2, w * 0.3, h * 0.42], fill=_tint((92, 70, 50), tod))
-        d.rectangle([w * 0.13, h * 0.22, w * 0.29, h * 0.40], fill=_tint((110, 160, 190), tod))
-        d.rectangle([0, horizon, w, h], fill=floor)
-        for k in range(1, 8):
-            d.line([(0, horizon + (h - horizon) * k / 8), (w, horizon + (h - horizon) * k / 8)],
-                   fill=_shade(floor, 0.8), width=4)
-        if tod == "night":
-            d.ellipse([w * 0.4, h * 0.05, w * 0.46, h * 0.14], fill=(255, 230, 150))
-    elif scenery in ("sea", "harbour", "beach"):
-        d.rectangle([0, horizon, w, h], fill=_tint((40, 120, 190), tod))
-        sea = _gradient(w, int(h - horizon), _tint((52, 132, 196), tod), _tint((22, 84, 150), tod))
-        img.paste(sea, (0, int(horizon)))
-        for _ in range(60):
-            x, y = rng.uniform(0, w), rng.uniform(horizon + 8, h)
-            s = (y - horizon) / (h - horizon) * 30 + 6
-            d.arc([x - s, y - s / 3, x + s, y + s / 3], 200, 340, fill=_tint((200, 230, 250), tod), width=3)
-        if rng.random() < 0.7:
-            ix = w * rng.uniform(0.1, 0.4)
-            d.ellipse([ix, horizon - h * 0.05, ix + w * 0.16, horizon + h * 0.02], fill=_tint((70, 110, 80), tod))
-        if scenery == "harbour":
-            d.rectangle([0, h * 0.68, w, h], fill=_tint((190, 170, 140), tod))
-            _house_row(d, w * 0.5, h * 0.62, rng, tod, scale=0.7)
-            bx = w * rng.uniform(0.6, 0.8)
-            d.polygon([(bx, h * 0.6), (bx + w * 0.12, h * 0.6), (bx + w * 0.1, h * 0.64), (bx + w * 0.02, h * 0.64)],
-                      fill=_tint((196, 60, 48), tod))
-            d.line([(bx + w * 0.06, h * 0.6), (bx + w * 0.06, h * 0.48)], fill=_tint((90, 60, 40), tod), width=6)
-        else:
-            sand = (0.66, 0.6, 0.72) if scenery == "beach" else (0.8, 0.72, 0.86)
-            d.polygon([(0, h * sand[0]), (w * 0.45, h * sand[1]), (w, h * sand[2]), (w, h), (0, h)],
-                      fill=_tint((236, 214, 160), tod))
-    elif scenery == "town":
-        _hills(d, w, h, horizon - h * 0.08, h * 0.06, _tint((120, 160, 110), tod), rng)
-        _house_row(d, w, horizon + h * 0.04, rng, tod)
-        d.rectangle([0, horizon + h * 0.04, w, h], fill=_tint((176, 160, 140), tod))
-        for k in range(14):
-            d.line([(w * k / 13, horizon + h * 0.04), (w * (k / 13 - 0.5) * 2.2 + w / 2, h)],
-                   fill=_tint((150, 134, 116), tod), width=3)
-    elif scenery == "cave":
-        d.rectangle([0, 0, w, h], fill=_tint((58, 52, 60), tod))
-        d.ellipse([w * 0.25, h * 0.15, w * 0.75, h * 1.1], fill=SKY[tod][1])
-        d.rectangle([0, horizon + h * 0.1, w, h], fill=_tint((86, 76, 70), tod))
-        for _ in range(9):
-            x = rng.uniform(0, w)
-            d.polygon([(x - 30, 0), (x + 30, 0), (x, rng.uniform(h * 0.08, h * 0.2))], fill=_tint((70, 62, 72), tod))
-    else:  # meadow, forest, mountain
-        if scenery == "mountain":
-            for k in range(4):
-                px, ph = w * (k / 3.2 + rng.uniform(-0.05, 0.05)), h * rng.uniform(0.3, 0.45)
-                d.polygon([(px - w * 0.22, horizon), (px, horizon - ph), (px + w * 0.22, horizon)],
-                          fill=_tint((110, 118, 140), tod))
-                snow = horizon - ph * 0.73
-                d.polygon([(px - w * 0.06, snow), (px, horizon - ph), (px + w * 0.06, snow)],
-                          fill=_tint((246, 248, 252), tod))
-        _hills(d, w, h, horizon, h * 0.07, _tint((136, 190, 110), tod), rng)
-        if scenery == "forest":
-            for k in range(16):
-                x = w * (k + rng.uniform(-0.3, 0.3)) / 15
-                _tree(d, x, horizon + h * 0.04, h * rng.uniform(0.3, 0.42), _tint((48, 100, 56), tod),
-                      _tint((86, 60, 40), tod))
-        _hills(d, w, h, horizon + h * 0.06, h * 0.05, green, rng)
-        if scenery == "forest":
-            for x in (w * rng.uniform(0.0, 0.12), w * rng.uniform(0.86, 1.0)):
-                _tree(d, x, h * 0.95, h * 0.75, dark_green, _tint((96, 66, 42), tod))
-        else:
-            _tree(d, w * rng.choice((0.1, 0.9)), horizon + h * 0.1, h * 0.4, dark_green, _tint((96, 66, 42), tod))
-            for _ in range(70):
-                x, y = rng.uniform(0, w), rng.uniform(horizon + h * 0.1, h)
-                c = _tint(rng.choice([(250, 240, 120), (250, 250, 250), (236, 120, 160), (170, 130, 230)]), tod)
-                d.ellipse([x - 5, y - 5, x + 5, y + 5], fill=c)
-    return img
+        return
+    sy = {"dawn": horizon * 0.92, "sunset": horizon * 0.8, "day": h * 0.14}[tod]
+    sx, sr = w * rng.uniform(0.62, 0.86), h * (0.09 if tod != "day" else 0.06)
+    glow = {"dawn": (255, 214, 170), "sunset": (255, 170, 90), "day": (255, 244, 200)}[tod]
+    d.ellipse([sx - sr * 1.6, sy - sr * 1.6, sx + sr * 1.6, sy + sr * 1.6], fill=_shade(glow, 0.98))
+    d.ellipse([sx - sr, sy - sr, sx + sr, sy + sr], fill=(255, 250, 226))
+    for _ in range(rng.randint(2, 5)):
+        cx, cy, cw = rng.uniform(0, w), rng.uniform(h * 0.06, horizon * 0.6), rng.uniform(w * 0.08, w * 0.16)
+        cc = _tint((255, 255, 255), tod) if tod == "day" else _tint((255, 226, 214), tod)
+        for k in range(4):
+            ox = cx + (k - 1.5) * cw * 0.3
+            rr = cw * (0.22 if k in (1, 2) else 0.16)
+            d.ellipse([ox - rr, cy - rr * (1.2 if k in (1, 2) else 0.8), ox + rr, cy + rr * 0.6], fill=cc)
 
+
+def _indoor(img: Image.Image, d: ImageDraw.ImageDraw, horizon: float, tod: str, rng: random.Random) -> None:
+    """A room: wall, a window onto the sky just drawn, a picture, a plank floor (a lamp at night)."""
+    w, h = img.size
+    wall, floor = _tint((232, 208, 170), tod if tod == "night" else "day"), _tint((150, 102, 62), tod)
+    wx0, wy0, wx1, wy1 = w * 0.58, h * 0.16, w * 0.86, h * 0.52
+    sky = img.crop((0, 0, int(wx1 - wx0), int(wy1 - wy0)))
+    d.rectangle([0, 0, w, horizon], fill=wall)
+    img.paste(sky, (int(wx0), int(wy0)))
+    d.rectangle([wx0, wy0, wx1, wy1], outline=_tint((250, 246, 236), tod), width=int(h * 0.018))
+    d.line([((wx0 + wx1) / 2, wy0), ((wx0 + wx1) / 2, wy1)], fill=_tint((250, 246, 236), tod), width=8)
+    d.rectangle([w * 0.12, h * 0.2, w * 0.3, h * 0.42], fill=_tint((92, 70, 50), tod))
+    d.rectangle([w * 0.13, h * 0.22, w * 0.29, h * 0.40], fill=_tint((110, 160, 190), tod))
+    d.rectangle([0, horizon, w, h], fill=floor)
+    for k in range(1, 8):
+        d.line([(0, horizon + (h - horizon) * k / 8), (w, horizon + (h - horizon) * k / 8)],
+               fill=_shade(floor, 0.8), width=4)
+    if tod == "night":
+        d.ellipse([w * 0.4, h * 0.05, w * 0.46, h * 0.14], fill=(255, 230, 150))
+
+
+def _seaside(img: Image.Image, d: ImageDraw.ImageDraw, horizon: float, tod: str, rng: random.Random,
+             scenery: str) -> None:
+    """Sea with waves and maybe an island; a harbour's quay, houses and boat, or a beach's sand."""
+    w, h = img.size
+    d.rectangle([0, horizon, w, h], fill=_tint((40, 120, 190), tod))
+    sea = _gradient(w, int(h - horizon), _tint((52, 132, 196), tod), _tint((22, 84, 150), tod))
+    img.paste(sea, (0, int(horizon)))
+    for _ in range(60):
+        x, y = rng.uniform(0, w), rng.uniform(horizon + 8, h)
+        s = (y - horizon) / (h - horizon) * 30 + 6
+        d.arc([x - s, y - s / 3, x + s, y + s / 3], 200, 340, fill=_tint((200, 230, 250), tod), width=3)
+    if rng.random() < 0.7:
+        ix = w * rng.uniform(0.1, 0.4)
+        d.ellipse([ix, horizon - h * 0.05, ix + w * 0.16, horizon + h * 0.02], fill=_tint((70, 110, 80), tod))
+    if scenery == "harbour":
+        d.rectangle([0, h * 0.68, w, h], fill=_tint((190, 170, 140), tod))
+        _house_row(d, w * 0.5, h * 0.62, rng, tod, scale=0.7)
+        bx = w * rng.uniform(0.6, 0.8)
+        d.polygon([(bx, h * 0.6), (bx + w * 0.12, h * 0.6), (bx + w * 0.1, h * 0.64), (bx + w * 0.02, h * 0.64)],
+                  fill=_tint((196, 60, 48), tod))
+        d.line([(bx + w * 0.06, h * 0.6), (bx + w * 0.06, h * 0.48)], fill=_tint((90, 60, 40), tod), width=6)
+    else:
+        sand = (0.66, 0.6, 0.72) if scenery == "beach" else (0.8, 0.72, 0.86)
+        d.polygon([(0, h * sand[0]), (w * 0.45, h * sand[1]), (w, h * sand[2]), (w, h), (0, h)],
+                  fill=_tint((236, 214, 160), tod))
+
+
+def _town(img: Image.Image, d: ImageDraw.ImageDraw, horizon: float, tod: str, rng: random.Random) -> None:
+    w, h = img.size
+    _hills(d, w, h, horizon - h * 0.08, h * 0.06, _tint((120, 160, 110), tod), rng)
+    _house_row(d, w, horizon + h * 0.04, rng, tod)
+    d.rectangle([0, horizon + h * 0.04, w, h], fill=_tint((176, 160, 140), tod))
+    for k in range(14):
+        d.line([(w * k / 13, horizon + h * 0.04), (w * (k / 13 - 0.5) * 2.2 + w / 2, h)],
+               fill=_tint((150, 134, 116), tod), width=3)
+
+
+def _cave(img: Image.Image, d: ImageDraw.ImageDraw, horizon: float, tod: str, rng: random.Random) -> None:
+    w, h = img.size
+    d.rectangle([0, 0, w, h], fill=_tint((58, 52, 60), tod))
+    d.ellipse([w * 0.25, h * 0.15, w * 0.75, h * 1.1], fill=SKY[tod][1])
+    d.rectangle([0, horizon + h * 0.1, w, h], fill=_tint((86, 76, 70), tod))
+    for _ in range(9):
+        x = rng.uniform(0, w)
+        d.polygon([(x - 30, 0), (x + 30, 0), (x, rng.uniform(h * 0.08, h * 0.2))], fill=_tint((70, 62, 72), tod))
+
+
+def _countryside(img: Image.Image, d: ImageDraw.ImageDraw, horizon: float, tod: str, rng: random.Random,
+                 scenery: str) -> None:
+    """Meadow, forest or mountain: peaks, rolling hills, trees, flowers."""
+    w, h = img.size
+    green, dark_green = _tint((112, 178, 72), tod), _tint((62, 124, 58), tod)
+    if scenery == "mountain":
+        for k in range(4):
+            px, ph = w * (k / 3.2 + rng.uniform(-0.05, 0.05)), h * rng.uniform(0.3, 0.45)
+            d.polygon([(px - w * 0.22, horizon), (px, horizon - ph), (px + w * 0.22, horizon)],
+                      fill=_tint((110, 118, 140), tod))
+            snow = horizon - ph * 0.73
+            d.polygon([(px - w * 0.06, snow), (px, horizon - ph), (px + w * 0.06, snow)],
+                      fill=_tint((246, 248, 252), tod))
+    _hills(d, w, h, horizon, h * 0.07, _tint((136, 190, 110), tod), rng)
+    if scenery == "forest":
+        for k in range(16):
+            x = w * (k + rng.uniform(-0.3, 0.3)) / 15
+            _tree(d, x, horizon + h * 0.04, h * rng.uniform(0.3, 0.42), _tint((48, 100, 56), tod),
+                  _tint((86, 60, 40), tod))
+    _hills(d, w, h, horizon + h * 0.06, h * 0.05, green, rng)
+    if scenery == "forest":
+        for x in (w * rng.uniform(0.0, 0.12), w * rng.uniform(0.86, 1.0)):
+            _tree(d, x, h * 0.95, h * 0.75, dark_green, _tint((96, 66, 42), tod))
+        return
+    _tree(d, w * rng.choice((0.1, 0.9)), horizon + h * 0.1, h * 0.4, dark_green, _tint((96, 66, 42), tod))
+    for _ in range(70):
+        x, y = rng.uniform(0, w), rng.uniform(horizon + h * 0.1, h)
+        c = _tint(rng.choice([(250, 240, 120), (250, 250, 250), (236, 120, 160), (170, 130, 230)]), tod)
+        d.ellipse([x - 5, y - 5, x + 5, y + 5], fill=c)
+
+
+def draw_background(w: int, h: int, scenery: str, tod: str, rng: random.Random) -> Image.Image:
+    """The empty set at `w`×`h` (already supersampled by the caller)."""
+    img = _gradient(w, h, *SKY[tod])
+    d = ImageDraw.Draw(img)
+    horizon = h * {"sea": 0.5, "harbour": 0.52, "town": 0.62, "mountain": 0.6, "indoor": 0.7}.get(scenery, 0.56)
+    _sky(img, d, horizon, tod, rng)
+    if scenery == "indoor":
+        _indoor(img, d, horizon, tod, rng)
+    elif scenery in ("sea", "harbour", "beach"):
+        _seaside(img, d, horizon, tod, rng, scenery)
+    elif scenery == "town":
+        _town(img, d, horizon, tod, rng)
+    elif scenery == "cave":
+        _cave(img, d, horizon, tod, rng)
+    else:
+        _countryside(img, d, horizon, tod, rng, scenery)
+    return img
 
 
 # --------------------------------------------------------------------------- weather

@@ -153,7 +153,7 @@ def test_lora_weight_zero_reproduces_base_and_adapters_combine(gpu_env, tmp_path
 
 
 def test_controlnet_canny_from_a_film_frame_multi_controlnet_and_img2img(gpu_env, tmp_path):
-    from studio.resources.image.sdxl import control_map
+    from studio.resources.image.control import control_map
 
     backend = _backend()
     frame = _bbb_frame(tmp_path)
