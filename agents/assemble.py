@@ -46,7 +46,8 @@ def compose_action(b: ShotBrief, verb: str, registry: PlanRegistry, seen: set[st
     if target in registry.character_ids:
         obj = registry.character(target).display_name
     elif target:
-        obj = f"the {target}" if target in seen and target[:1].islower() else article(target)
+        known = target in seen or f"the {target}" == (b.location or "").lower()  # the shot's own place is "the"
+        obj = f"the {target}" if known and target[:1].islower() else article(target)
         seen.add(target)
     else:
         obj = b.location if verb in ("wander through", "arrive at") else ""

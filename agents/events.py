@@ -83,12 +83,37 @@ def _target(verb: Any, cast: CastTable, subjects: list[str]) -> tuple[str | None
     for c in preps:
         if c.lower_ in _TARGET_PREPS:
             obj = next((g for g in c.children if g.dep_ == "pobj"), None)
+            if obj is not None and c.lower_ in ("at", "after", "for") and obj.lemma_.lower() in _TIME_WORDS:
+                continue  # "waits at sunset", "hide at night": when, not whom
             if obj is not None and obj.lemma_.lower() not in nlp.PLACE_NOUNS and (t := name(obj)):
                 return t, c.lower_
     return None, ""
 
 
-def _modifier(verb: Any) -> str:
+_TIME_WORDS = {w for ws in nlp.TIMES.values() for w in ws}
+_WHEN_WORDS = _TIME_WORDS | {w for ws in nlp.WEATHER.values() for w in ws}
+_PATH_PREPS = {"over", "into", "onto", "in", "on", "across", "through", "under", "along", "around", "off", "to",
+               "towards", "toward", "from", "behind", "past", "up", "down", "beside", "near", "out", "inside"}
+
+
+def _where(verb: Any, used_prep: str) -> str:
+    """Where an action goes or happens, as the request says it ("over the river", "into the sea", "in the mud"):
+    the verb's prepositional phrase (not the one that names its target, not a time or weather phrase)."""
+    for c in verb.children:
+        if c.dep_ != "prep" or c.lower_ not in _PATH_PREPS or c.lower_ == used_prep:
+            continue
+        obj = next((g for g in c.children if g.dep_ == "pobj"), None)
+        if obj is None or obj.lemma_.lower() in _WHEN_WORDS or obj.lemma_.lower() in nlp.FORM_NOUNS or obj.like_num \
+                or obj.ent_type_ in ("DATE", "TIME", "CARDINAL", "QUANTITY"):
+            continue
+        span = verb.doc[c.left_edge.i:c.right_edge.i + 1]
+        if len(span) <= 6:
+            return span.text
+        return f"{c.lower_} {noun_phrase(obj) if obj.pos_ == 'PROPN' else 'the ' + noun_phrase(obj)}"
+    return ""
+
+
+def _modifier(verb: Any, used_prep: str = "") -> str:
     for c in verb.children:
         if c.dep_ == "xcomp" and verb.lemma_ in ("teach", "help", "show", "dare", "ask", "tell"):
             obj = next((g for g in c.children if g.dep_ == "dobj"), None)
@@ -100,7 +125,7 @@ def _modifier(verb: Any) -> str:
                 return "for the first time"
         if c.dep_ == "advmod" and c.lower_ in ("again", "finally"):
             return c.lower_
-    return ""
+    return _where(verb, used_prep)
 
 
 def request_events(doc: Any, cast: CastTable, subjects: list[str]) -> list[Event]:
@@ -115,5 +140,5 @@ def request_events(doc: Any, cast: CastTable, subjects: list[str]) -> list[Event
         target, prep = _target(tok, cast, who)
         parts = [lemma, *(c.lower_ for c in tok.children if c.dep_ in ("prt", "advmod") and c.lower_ in _PARTICLES)]
         verb = " ".join([*parts, prep] if prep else parts)
-        events.append(Event(verb=verb[:40], subjects=who, target=target, modifier=_modifier(tok)))
+        events.append(Event(verb=verb[:40], subjects=who, target=target, modifier=_modifier(tok, prep)))
     return events

@@ -199,6 +199,7 @@ def _subjects_things(doc: Any, cast: CastTable) -> tuple[list[str], list[str], l
                 not any(c.dep_ == "det" for c in tok.children):
             continue  # "Frank glides": a verb the tagger read as a plural noun after a name
         if lemma in nlp.MEDIUM_NOUNS or (lemma in nlp.FORM_NOUNS and not named) or lemma in time_lex \
+                or nlp.describes_the_medium(tok) \
                 or tok.ent_type_ in ("DATE", "TIME"):
             continue
         if lemma in weather_lex:

@@ -77,6 +77,14 @@ def article(x: str) -> str:
     return ("an " if x[:1].lower() in "aeiou" else "a ") + x
 
 
+_THING_ONLY = re.compile(r"(?i)\b(the|a|an|that|this|little|best)\s+\{x\}|\{a_x\}|\{A_x\}")
+
+
+def _for_person(pool: list[str]) -> list[str]:
+    """The templates that read right with a character's name for {x}: not "After the {x}!" or "This {x} …"."""
+    return [t for t in pool if not _THING_ONLY.search(t)]
+
+
 def _fill(template: str, x: str, place: str, name: str) -> str:
     place_txt = place or "here"
     x = x or "thing"
@@ -96,8 +104,10 @@ def catchphrases(hits: list[dict[str, Any]], cid: str) -> list[str]:
 
 
 def line_candidates(beat: str, tone: str, verb: str, x: str, place: str, name: str,
-                    own: list[str], used: set[str], k: int = 3, x_is_place: bool = False) -> list[str]:
-    """Up to k lines for one shot, none already offered in this short (`used` is updated)."""
+                    own: list[str], used: set[str], k: int = 3, x_is_place: bool = False,
+                    x_is_character: bool = False) -> list[str]:
+    """Up to k lines for one shot, none already offered in this short (`used` is updated). With
+    `x_is_character`, {x} is a character's name: only templates that read right with a name are used."""
     if beat in ("event", "any"):
         kind = category(verb)
         pool = list(EVENT_LINES["place" if x_is_place and kind in ("discovery", "generic") else kind])
@@ -107,11 +117,14 @@ def line_candidates(beat: str, tone: str, verb: str, x: str, place: str, name: s
         pool = [*own[:2], *pool]
     if not x:  # nothing to name: no "{x}" lines
         pool = [t for t in pool if "_x}" not in t and "{x}" not in t] or ["Here we go!", "What now?", "Wow!"]
+    elif x_is_character:
+        pool = _for_person(pool) or ["Come back here, {x}!", "Wait for me, {x}!", "Over here, {x}!"]
     lines = [ln for ln in dict.fromkeys(_fill(t, x, place, name) for t in pool) if ln.lower() not in used]
     if not lines:  # a long short used this beat's lines: borrow from the other beats, this tone first
         spare = [t for b in BEAT_LINES.values() for t in b.get(tone, ())]
         spare += [t for b in BEAT_LINES.values() for ts in b.values() for t in ts] + list(EVENT_LINES["generic"])
         spare = spare if x else [t for t in spare if "_x}" not in t and "{x}" not in t]
+        spare = _for_person(spare) if x and x_is_character else spare
         lines = [ln for ln in dict.fromkeys(_fill(t, x, place, name) for t in spare) if ln.lower() not in used]
     if not lines:
         lines = [f"Watch this, {x or name or 'everyone'}! ({len(used) + 1})"]

@@ -30,7 +30,60 @@ def pipeline() -> Any:
 
 
 def parse(text: str) -> Any:
-    return pipeline()(text)
+    """The parse of `text`. The small model reads some "Name verbs …" clauses as a noun phrase, headline style:
+    "Mickey dances with Luca" → the noun "dances" with the compound "Mickey", so the event and the character's
+    role are lost. Such a verb is re-read with an adverb before it ("Mickey then dances with Luca"), which the
+    parser reads as subject + verb; the re-read is kept only where it makes that word a verb."""
+    doc = pipeline()(text)
+    for _ in range(4):  # one fix per misread verb; a request has few
+        tok = _verb_read_as_noun(doc)
+        if tok is None:
+            break
+        again = pipeline()(doc.text[:tok.idx] + "then " + doc.text[tok.idx:])
+        fixed = next((t for t in again if t.idx == tok.idx + 5), None)
+        if fixed is None or fixed.pos_ not in ("VERB", "AUX"):
+            break
+        doc = again
+    return doc
+
+
+def _verb_lemmas() -> Any:
+    return pipeline().get_pipe("lemmatizer").lookups.get_table("lemma_index")["verb"]
+
+
+def _verb_read_as_noun(doc: Any) -> Any | None:
+    """A noun whose form is a verb's where the clause needs one, with no determiner and no noun after it:
+    right after a capitalised name that modifies it, a present-tense verb ("Frank glides over …", "Luca races
+    Alberto") or, after "X and Y", a plural one ("Mickey and Luca dance …", "… race bicycles", where the object
+    became the verb); after "and", a second present-tense verb of a sentence that has one, followed by a
+    preposition ("… and lands in the mud")."""
+    verbs = _verb_lemmas()
+    for tok in doc:
+        if tok.pos_ != "NOUN" or tok.i == 0 or tok.lemma_.lower() not in verbs or \
+                any(c.dep_ in ("det", "poss") for c in tok.children):
+            continue
+        prev = doc[tok.i - 1]
+        nxt = doc[tok.i + 1] if tok.i + 1 < len(doc) else None
+        if nxt is not None and nxt.pos_ == "NOUN":
+            continue
+        present = tok.tag_ == "NNS" and tok.lower_ != tok.lemma_.lower()
+        if tok.dep_ == "compound" and nxt is not None and nxt.i == tok.head.i and nxt.tag_ == "VBZ" and \
+                prev.pos_ == "PROPN" and tok.lower_ == tok.lemma_.lower():
+            return tok  # "Giulia and Alberto race bicycles …": the verb read as a noun, the object as a verb
+        if prev.pos_ == "CCONJ":
+            if present and nxt is not None and nxt.pos_ == "ADP" and any(
+                    t.tag_ == "VBZ" for t in doc[tok.sent.start:tok.i]):
+                return tok
+            continue
+        if prev.head.i != tok.i or prev.dep_ not in ("compound", "amod", "nmod") or not prev.text[:1].isupper() \
+                or prev.ent_type_ in ("DATE", "TIME", "EVENT", "NORP") or any(c.dep_ in ("det", "poss")
+                                                                             for c in prev.children):
+            continue
+        plural = tok.lower_ == tok.lemma_.lower() and tok.dep_ == "conj" and \
+            any(c.dep_ == "cc" for c in tok.head.children)
+        if present or plural:
+            return tok
+    return None
 
 
 @lru_cache(maxsize=1)
@@ -122,6 +175,14 @@ WEATHER: dict[str, tuple[str, ...]] = {
 }
 ALL_WORDS = ("all the characters", "all characters", "every character", "everyone", "everybody", "the whole cast",
              "the whole gang", "all of them", "the entire cast", "the full cast")
+
+
+def describes_the_medium(tok: Any) -> bool:
+    """An adjective of the short that the tagger read as a noun, with the medium as its modifier: "a spooky short"
+    → the noun "spooky" with the adjective "short". Not a thing to show."""
+    adjectives = pipeline().get_pipe("lemmatizer").lookups.get_table("lemma_index")["adj"]
+    return tok.lower_ in adjectives and any(c.lower_ in MEDIUM_NOUNS and c.dep_ in ("amod", "compound")
+                                            for c in tok.children)
 
 
 def is_nounish(tok: Any) -> bool:

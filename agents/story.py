@@ -136,7 +136,7 @@ def compose_story(intent: Intent, registry: PlanRegistry, hits: list[dict[str, A
     event = _main_event(intent, cast[:1])
     others = [c for c in cast if c not in event.subjects]
     x = event.target or (intent.things or intent.places or others or [None])[0]
-    if not event.target and x:
+    if not event.target and x and not event.modifier:  # "glides over the river" needs no object
         event = event.model_copy(update={"target": x} if _transitive(event.verb) else {})
     later = [e for e in intent.events if e is not event and e.verb != event.verb]
     kinds = beat_kinds(intent.shots)
@@ -177,10 +177,8 @@ def _brief(kind: str, i: int, intent: Intent, registry: PlanRegistry, event: Eve
     else:
         own = later.pop(0) if later and kind in ("climax", "payoff") else None
         verbs = [own.verb] if own else list(BEAT_VERBS[kind][tone] if x else ALONE_VERBS[kind])
-        if own and own.target:
-            target = own.target
-        elif own:
-            target = None
+        if own:  # a later event of the request, with its own object and where it happens
+            target, modifier = own.target, own.modifier
         rng.shuffle(verbs)
     who = _cast_for(kind, event, cast, shown, target)
     speaker = next((c for c in who if c in registry.speaking_ids), None)
@@ -191,7 +189,8 @@ def _brief(kind: str, i: int, intent: Intent, registry: PlanRegistry, event: Eve
     other = next((registry.character(c).display_name for c in who if c != speaker), "")
     lines = line_candidates(kind, tone, event.verb, x_name if (target or x) not in registry.character_ids
                             else (x_name or ""), place, other or x_name, own_lines, used,
-                            x_is_place=(target or x) in intent.places) if speaker else []
+                            x_is_place=(target or x) in intent.places,
+                            x_is_character=(target or x) in registry.character_ids) if speaker else []
     emotions = TONE_EMOTIONS.get(intent.tone, {}).get(kind) or BEAT_EMOTIONS[kind]
     exag = EXAGGERATION.get(intent.tone, (1.0, 1.5, 1.5, 2.0, 1.2))[_BEAT_INDEX[kind]]
     must = [target] if target and target not in registry.character_ids else []

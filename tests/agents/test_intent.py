@@ -87,6 +87,32 @@ def test_the_event_has_its_verb_subject_and_target(registry):
     assert (flee.verb, flee.target) == ("run away from", "bee")
 
 
+def test_a_verb_the_small_tagger_reads_as_a_noun_is_still_the_event(registry):
+    """"Frank glides …" parses as the noun phrase "Frank glides" (headline style): the verb is re-read."""
+    i = extract_intent("Frank glides over the river and lands in the mud", registry)
+    assert [(e.verb, e.subjects) for e in i.events] == [("glide", ["frank"]), ("land", ["frank"])]
+    assert "land" not in i.things and "mud" in i.things
+    race = extract_intent("Luca races Alberto to the harbour", registry).events
+    assert [(e.verb, e.subjects, e.target) for e in race] == [("race", ["luca"], "alberto")]
+    race = extract_intent("Giulia and Alberto race bicycles along the harbour", registry).events
+    assert [(e.verb, e.subjects, e.target) for e in race] == [("race", ["giulia", "alberto"], "bicycle")]
+    # a real noun phrase stays one: a determiner, or a noun after it
+    assert extract_intent("Make a Christmas parade short with the bunny", registry).things == ["parade"]
+    assert "dance" in extract_intent("Luca's dances make Giulia laugh", registry).things
+
+
+def test_where_the_event_happens_is_kept_and_a_time_is_not_a_target(registry):
+    glide = extract_intent("Frank glides over the river", registry).events[0]
+    assert (glide.verb, glide.target, glide.modifier) == ("glide", None, "over the river")
+    drop = extract_intent("Frank drops a pinecone on the bunny's head", registry).events[0]
+    assert (drop.target, drop.modifier) == ("pinecone", "on the bunny's head")
+    wait = extract_intent("a drama where Alberto waits alone on the island at sunset", registry)
+    assert (wait.events[0].verb, wait.events[0].target, wait.time_of_day) == ("wait", None, "sunset")
+    spooky = extract_intent("a spooky short where the rodents hide in a cave at night", registry)
+    assert spooky.things == [] and spooky.events[0].verb == "hide" and spooky.tone == "spooky"
+    assert extract_intent("the bunny hides from a thunderstorm", registry).events[0].target == "thunderstorm"
+
+
 def test_tone_time_and_weather(registry):
     i = extract_intent("a funny short of the bunny in a thunderstorm at night", registry)
     assert (i.tone, i.time_of_day, i.weather) == ("comedy", "night", "storm")
@@ -104,6 +130,9 @@ def test_tone_time_and_weather(registry):
     ("Shrek meets Rinky", "Shrek"),
     ("Rinky meets Shrek", "Shrek"),
     ("Shrek and Rinky play chess", "Shrek"),
+    # ... or the verb after the unknown name as a plural noun ("Mickey dances" as a noun phrase)
+    ("Mickey dances with Luca on the beach", "Mickey"),
+    ("Make a short where Mickey dances with Luca", "Mickey"),
 ])
 def test_unknown_character_is_refused_with_the_cast_and_how_to_add_one(registry, request_text, name):
     with pytest.raises(UnknownCharacterError) as e:
