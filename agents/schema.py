@@ -217,17 +217,3 @@ def schema_problems(value: Any, schema: dict[str, Any], path: str = "") -> list[
     elif kind == "number" and (isinstance(value, bool) or not isinstance(value, int | float)):
         out.append(f"{where}: expected a number, got {type(value).__name__}")
     return out
-
-
-def parse_draft(args: dict[str, Any], n_shots: int | None = None, schema: dict[str, Any] | None = None) -> Draft:
-    """Validate the model's `submit_plan` arguments: against the exact schema it was given (enums from the
-    registry, lengths, shot count), then into the `Draft` model."""
-    if schema is not None and (problems := schema_problems(args, schema)):
-        raise PlanValidationError(problems[:20])
-    try:
-        draft = Draft.model_validate(args)
-    except ValidationError as e:
-        raise PlanValidationError(_format(e)) from None
-    if n_shots is not None and len(draft.shots) != n_shots:
-        raise PlanValidationError([f"shots: expected exactly {n_shots} shots, got {len(draft.shots)}"])
-    return draft

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from studio.agents.events import Event
 from studio.agents.intent import Intent
-from studio.agents.lines import article, catchphrases, line_candidates
+from studio.agents.lines import catchphrases, line_candidates
 from studio.agents.registry import PlanRegistry
 
 BEAT_VERBS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -199,11 +199,3 @@ def _brief(kind: str, i: int, intent: Intent, registry: PlanRegistry, event: Eve
                      time_of_day=intent.time_of_day, exaggeration=exag, emotions=list(emotions),
                      cameras=list(BEAT_CAMERAS[kind]), camera_move=BEAT_MOVES[kind], speaker=speaker, lines=lines,
                      seconds=BEAT_SECONDS[kind], must_show=must)
-
-
-def target_phrase(target: str | None, registry: PlanRegistry, first: bool = True) -> str:
-    if not target:
-        return ""
-    if target in registry.character_ids:
-        return registry.character(target).display_name
-    return article(target) if first else f"the {target}" if target[:1].islower() else target

@@ -245,13 +245,15 @@ def motion_stage(job: ShortJob, plan: Plan, takes: Takes) -> dict[int, ArtifactR
 def segment_stage(job: ShortJob, plan: Plan, takes: Takes) -> list[ArtifactRef]:
     """One segment per shot (recipe-cached): the shot's spec rendered by the segment renderer."""
     specs = []
+    timings = {sid: read_line_timing(ref, job.store) for sid, ref in takes.voices.items()}
     for shot in plan.shots:
         pick = job.store.read_json(takes.footage[shot.id]) if shot.id in takes.footage else None
         key = takes.keyframes.get(shot.id)
         voice = takes.voices.get(shot.id)
         specs.append(segment_spec_for(shot, keyframe=job.store.local_path(key) if key else None, footage=pick,
                                       voice=job.store.local_path(voice) if voice else None,
-                                      voice_s=takes.voice_s.get(shot.id), clip=clip_path(takes.clips, shot.id)))
+                                      voice_s=takes.voice_s.get(shot.id), clip=clip_path(takes.clips, shot.id),
+                                      voice_timing=timings.get(shot.id)))
     items = list(zip(plan.shots, specs, strict=True))
     # After the motion stage each heavy model runs once, all its shots together: SAM2 masks, then Wav2Lip.
     # Which shots get Wav2Lip is known first (a face check, no heavy model) so SAM2 leaves them out.
@@ -261,9 +263,7 @@ def segment_stage(job: ShortJob, plan: Plan, takes: Takes) -> list[ArtifactRef]:
     synced = sync_shot_lips(items, job.profile, wrap=shows_cached, planned=planned)
     futures = []
     for shot, spec in zip(plan.shots, specs, strict=True):
-        voice = takes.voices.get(shot.id)
-        timing = read_line_timing(voice, job.store) if voice else None
-        futures.append(submit_shot_segment(shot, spec, seed=job.seed + shot.id, voice_timing=timing,
+        futures.append(submit_shot_segment(shot, spec, seed=job.seed + shot.id, voice_timing=timings.get(shot.id),
                                            wrap=shows_cached, profile=job.profile, synced=synced.get(shot.id),
                                            mask=masks.get(shot.id)))
     segments = []
@@ -352,13 +352,17 @@ def caption_for(shot: Shot, max_chars: int = 48) -> str:
 
 
 def segment_spec_for(shot: Shot, *, keyframe: Path | None, footage: dict | None, voice: Path | None,
-                     voice_s: float | None, clip: Path | None = None) -> Any:
+                     voice_s: float | None, clip: Path | None = None, voice_timing: dict | None = None) -> Any:
+    """The shot's segment: its picture source, effects, caption, voice, and subtitles — one cue per sentence of
+    the line, shown while that sentence is spoken (`voice_timing`: the line's timing sidecar)."""
     from studio.resources.video.effects.library import resolve_effects
     from studio.resources.video.segment import SegmentSpec
+    from studio.resources.video.subtitles import cues_from_voice_timing
 
     needs_caption = any(e.name == "caption" for e in resolve_effects(list(shot.effects)))
     common: dict[str, Any] = {
         "subtitle": shot.dialogue.line if shot.dialogue else None,
+        "subtitle_cues": cues_from_voice_timing(voice_timing, VOICE_LEAD_S) if voice and voice_timing else [],
         "voice": voice, "voice_offset": VOICE_LEAD_S if voice else 0.0,
         "caption": caption_for(shot) if needs_caption else None,
     }

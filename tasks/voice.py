@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from prefect import task
 
@@ -81,44 +80,9 @@ def synthesize_line(recipe: Recipe) -> ArtifactRef:
     return make_line(recipe)
 
 
-@task(name="synthesize_lines", **generation_task_options(heavy=False))
-def synthesize_lines(recipe: Recipe, lines: list[Recipe]) -> ArtifactRef:
-    """The voice stage of a short in one task: the heavy model is acquired once for all its lines.
-
-    `recipe` names the batch (build it with `batch_recipe(lines)`); the result is a JSON list of line refs.
-    """
-    store = ArtifactStore.from_settings()
-    done = store.lookup(recipe)
-    if done is not None and all(store.lookup(r) is not None for r in lines):
-        return done  # every line stored: no backend session (the store is the task cache)
-    specs = [LineSpec.model_validate(r.params) for r in lines]
-    refs: list[dict[str, Any]] = []
-    if specs:
-        from studio.resources.voice.select import model_entry_for
-
-        backend = get_backend(specs[0].model_name, model_entry_for(specs[0].model_name, specs[0].backend))
-        with backend.session():  # one residency hold / server start for the whole stage
-            for r in lines:
-                refs.append(make_line(r, store).model_dump())
-    return store.put_json(recipe, refs)
-
-
-def batch_recipe(lines: list[Recipe]) -> Recipe:
-    return Recipe(stage="voice_lines", backend=lines[0].backend if lines else "none",
-                  model=lines[0].model if lines else "", params={"lines": [r.key() for r in lines]})
-
-
 def voice_task_for(recipe: Recipe):
     """`synthesize_line` with the `gpu-heavy` tag when a heavy backend will really run for this recipe."""
     return synthesize_line.with_options(tags=sorted(heavy_tags(recipe, recipe_is_heavy(recipe))))
-
-
-def voice_batch_task_for(lines: list[Recipe]):
-    """`synthesize_lines` with the `gpu-heavy` tag when any of its lines still needs a heavy backend."""
-    tags: set[str] = set()
-    for r in lines:
-        tags |= heavy_tags(r, recipe_is_heavy(r))
-    return synthesize_lines.with_options(tags=sorted(tags))
 
 
 def read_line_timing(ref: ArtifactRef, store: ArtifactStore | None = None) -> dict:

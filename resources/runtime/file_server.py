@@ -19,7 +19,6 @@ import mimetypes
 import os
 import re
 import sys
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -172,12 +171,6 @@ def make_server(roots: dict[str, Path], host: str = "127.0.0.1", port: int = 0) 
     handler = type("BoundFileHandler", (FileHandler,), {"roots": {k: Path(v).resolve() for k, v in roots.items()}})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
-    return server
-
-
-def serve_in_thread(roots: dict[str, Path], host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
-    server = make_server(roots, host, port)
-    threading.Thread(target=server.serve_forever, name="studio-files", daemon=True).start()
     return server
 
 

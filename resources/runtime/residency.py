@@ -317,7 +317,3 @@ def overlapping_actives(rows: list[dict]) -> list[tuple[ActiveInterval, ActiveIn
             if b.start < a_end:
                 bad.append((a, b))
     return bad
-
-
-def count_events(rows: list[dict], event: str, model: str | None = None) -> int:
-    return sum(1 for r in rows if r["event"] == event and (model is None or r["model"] == model))

@@ -106,17 +106,6 @@ def _mediapipe_detector():
         return None
 
 
-def face_detector_available() -> str | None:
-    """Which face detector `composition` can use here: 'haar', 'mediapipe' or None."""
-    import importlib.util
-
-    import cv2
-
-    if hasattr(cv2, "CascadeClassifier") and (Path(cv2.data.haarcascades) /
-                                             "haarcascade_frontalface_default.xml").is_file():
-        return "haar"
-    return "mediapipe" if importlib.util.find_spec("mediapipe") else None
-
 
 def _aligned_motion(ref: np.ndarray, others: Sequence[np.ndarray]) -> np.ndarray:
     """Per-pixel motion energy of `ref` against nearby frames after cancelling the camera's own motion

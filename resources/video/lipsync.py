@@ -40,10 +40,6 @@ from studio.resources.video.config import LipSyncConfig, video_config
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in keyframe pixels
 
 
-class LipSyncUnavailableError(StudioError):
-    pass
-
-
 class LipSyncError(StudioError):
     pass
 

@@ -66,10 +66,11 @@ def server_status_cmd() -> None:
 def gpu_status(as_json: bool = typer.Option(False, "--json")) -> None:
     """Resident models (from the residency record), VRAM if NVIDIA is present, and slot holders."""
     from studio.resources.runtime.gpu_slots import slot_report
-    from studio.resources.runtime.residency import ResidencyManager, read_residency_log
+    from studio.resources.runtime.residency import ResidencyManager, overlapping_actives, read_residency_log
     from studio.resources.runtime.vram import vram_report
 
     rows = read_residency_log()
+    overlaps = overlapping_actives(rows)
     last: dict[tuple[int, str], dict] = {}
     for r in rows:
         last[(r["pid"], r["model"])] = r
@@ -80,6 +81,9 @@ def gpu_status(as_json: bool = typer.Option(False, "--json")) -> None:
         "gpu_lock_holder": ResidencyManager().lock_holder(),
         "vram": vram_report(),
         "slots": slot_report(),
+        # the invariant, checked on the whole record: two models active on one device at once never happened
+        "overlaps": [{"device": a.device, "first": f"{a.model} (pid {a.pid})", "second": f"{b.model} (pid {b.pid})",
+                      "at": b.start} for a, b in overlaps],
     }
     if as_json:
         print(json.dumps(report, indent=2, default=str))
@@ -89,6 +93,8 @@ def gpu_status(as_json: bool = typer.Option(False, "--json")) -> None:
         t.add_row(r["model"], str(r["pid"]), r["device"], r["state"])
     out.print(t)
     out.print(f"GPU lock holder: {report['gpu_lock_holder'] or 'none'}")
+    out.print("One heavy model at a time per device: " + ("kept over the whole record" if not overlaps else
+              "BROKEN — " + "; ".join(f"{o['first']} and {o['second']} on {o['device']}" for o in report["overlaps"])))
     vram = report["vram"]
     out.print("VRAM: " + (", ".join(f"{g['name']} {g['used_gb']:.1f}/{g['total_gb']:.1f} GB" for g in vram)
                           if vram else "no NVIDIA GPU visible (pynvml unavailable)"))

@@ -255,11 +255,10 @@ def test_contract_lines_send_api_v2_fields_and_switch_weights_once_per_character
     assert neutral["ref_audio_path"] == standin["refs"]["luca"]["neutral"]["audio"]
     assert neutral["speed_factor"] < first["speed_factor"]
     assert tts_calls[3]["loaded_sovits"] == w["giulia"]["sovits_weights"]
-    from studio.tasks.voice import line_recipe, voice_batch_task_for, voice_task_for
+    from studio.tasks.voice import line_recipe, voice_task_for
 
     recipe = line_recipe("luca", "Not stored yet.", "neutral", 0.5, profile="gpu")
     assert recipe.backend == "gpt-sovits" and "gpu-heavy" in voice_task_for(recipe).tags  # heavy, not cached
-    assert "gpu-heavy" in voice_batch_task_for([recipe]).tags
     pid = server.pid()
     assert server.stop() and server.pid() is None and not server.healthy()
     from studio.resources.runtime.servers import pid_alive

@@ -51,27 +51,6 @@ def test_line_task_is_cached_across_flow_runs(prefect_server, isolated_store, tm
     assert "gpu-heavy" not in (voice_task_for(recipe).tags or set())  # piper is light
 
 
-def test_batch_task_renders_each_line_once(prefect_server, isolated_store):
-    from prefect import flow
-
-    from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore
-    from studio.tasks.voice import batch_recipe, line_recipe, make_line, synthesize_lines, voice_batch_task_for
-
-    lines = [line_recipe("frank", "Get him, boys!", "angry", 0.9),
-             line_recipe("rinky", "Acorns! Acorns everywhere!", "excited", 1.0)]
-    store = ArtifactStore.from_settings()
-    pre = make_line(lines[0], store)  # already in the store: reused, not re-rendered
-
-    @flow
-    def stage():
-        return synthesize_lines(batch_recipe(lines), lines)
-
-    assert "gpu-heavy" not in voice_batch_task_for(lines).tags  # piper: light
-    refs = [ArtifactRef(**r) for r in store.read_json(stage())]
-    assert refs[0] == pre and refs[1].key == lines[1].key()
-    assert store.sidecar(refs[1])["extra"]["character"] == "rinky"
-
-
 def test_cli_voice_say_writes_wav_and_timing_and_reuses_the_store(isolated_store, tmp_path):
     import typer
 

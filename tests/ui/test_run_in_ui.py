@@ -81,7 +81,7 @@ def _states(runs: list[dict]) -> dict[str, list[str]]:
 @pytest.fixture(scope="module")
 def retried_run(prefect_server, studio_home, tmp_path_factory):
     """Fail → `prefect flow-run retry` → fail → the UI's Retry REST call → complete; one served deployment."""
-    from studio.resources.runtime.file_server import serve_in_thread
+    from support.record import serve_in_thread
 
     root = tmp_path_factory.mktemp("ui-run")
     store, out = root / "store", root / "out"

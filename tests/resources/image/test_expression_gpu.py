@@ -91,9 +91,10 @@ def test_face_region_redrawn_outside_untouched_and_factor_scales_the_change(gpu_
 
 
 def test_below_threshold_rerolls_bounded_and_records_every_score(gpu_env, portrait):
+    from support.record import count_events
+
     from studio.resources.image.faces import face_box
     from studio.resources.runtime.artifacts import ArtifactStore, Recipe
-    from studio.resources.runtime.residency import count_events
     from studio.tasks.expression import expression_recipe, make_exaggerated_keyframe
     from studio.tasks.images import face_embedder, image_backend
 

@@ -18,11 +18,12 @@ import pytest
 import yaml
 from PIL import Image
 from support.gpu_env import use_gpu_config_dir
+from support.record import count_events
 from typer.testing import CliRunner
 
 from studio.configs.settings import get_settings
 from studio.resources.image.request import ControlSpec, ImageRequest, LoraSpec
-from studio.resources.runtime.residency import count_events, get_residency, overlapping_actives, read_residency_log
+from studio.resources.runtime.residency import get_residency, overlapping_actives, read_residency_log
 
 PROMPT = "big buck bunny, giant fluffy grey rabbit, standing in a meadow, pixar style 3d animation"
 

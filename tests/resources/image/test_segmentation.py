@@ -16,12 +16,13 @@ import numpy as np
 import pytest
 from PIL import Image
 from support.gpu_env import use_gpu_config_dir
+from support.record import count_events
 from support.video_clips import write_video
 
 from studio.configs.settings import get_settings
 from studio.configs.vocabulary import Shot
 from studio.resources.media.ffmpeg import ffmpeg_path
-from studio.resources.runtime.residency import count_events, get_residency, overlapping_actives, read_residency_log
+from studio.resources.runtime.residency import get_residency, overlapping_actives, read_residency_log
 from studio.resources.video.config import OutputFormat
 from studio.resources.video.segment import SegmentSpec
 

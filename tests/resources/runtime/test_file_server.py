@@ -7,8 +7,9 @@ import os
 import urllib.parse
 
 import pytest
+from support.record import serve_in_thread
 
-from studio.resources.runtime.file_server import file_url, parse_range, serve_in_thread, served_roots
+from studio.resources.runtime.file_server import file_url, parse_range, served_roots
 
 
 @pytest.fixture

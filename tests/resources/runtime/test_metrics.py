@@ -62,7 +62,8 @@ def test_records_become_metrics(home):
 
 def test_metrics_endpoint_with_slots(prefect_server, home):
     """Served over HTTP by the file server, with the live gpu-heavy limit read from the Prefect server."""
-    from studio.resources.runtime.file_server import serve_in_thread
+    from support.record import serve_in_thread
+
     from studio.resources.runtime.metrics import record_stage_outcome
 
     record_stage_outcome("voice_line", rendered=1, reused=2)

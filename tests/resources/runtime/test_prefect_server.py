@@ -92,6 +92,20 @@ def test_gpu_status_reports_residency_lock_and_slots(prefect_server, tmp_path):
     assert any(m["model"].startswith("demo-mlp") and m["state"] == "parked" for m in report["resident"])
     assert report["gpu_lock_holder"] is None and report["slots"]["limit"] == 1
     assert report["slots"]["active_slots"] == 0 and report["vram"] == []
+    assert report["overlaps"] == []
+    # a record where two processes had a model active on one device at once: the status says so
+    from studio.configs.settings import get_settings
+    from studio.resources.runtime.residency import read_residency_log
+
+    t = max(r["t"] for r in read_residency_log()) + 10
+    forged = [{"t": t, "event": "activate", "model": "a", "device": "cuda:0", "pid": 1},
+              {"t": t + 1, "event": "activate", "model": "b", "device": "cuda:0", "pid": 2},
+              {"t": t + 2, "event": "park", "model": "a", "device": "cuda:0", "pid": 1},
+              {"t": t + 3, "event": "park", "model": "b", "device": "cuda:0", "pid": 2}]
+    with get_settings().residency_log.open("a") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in forged))
+    r = subprocess.run([*STUDIO, "gpu", "status"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "BROKEN" in r.stdout and "a (pid 1) and b (pid 2) on cuda:0" in r.stdout, r.stdout
 
 
 def test_each_device_has_its_own_slot_of_one(prefect_server, monkeypatch):

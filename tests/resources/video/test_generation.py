@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 from PIL import Image
 from support.gpu_env import use_gpu_config_dir
+from support.record import count_events
 
 from studio.configs.errors import StudioError
 from studio.configs.schema import ModelEntry
 from studio.configs.settings import GPU_HEAVY_TAG, get_settings
 from studio.resources.media.frames import read_all_frames
 from studio.resources.media.probe import require_video
-from studio.resources.runtime.residency import count_events, get_residency, overlapping_actives, read_residency_log
+from studio.resources.runtime.residency import get_residency, overlapping_actives, read_residency_log
 from studio.resources.video.generation import DiffusersLTXVideoBackend, MotionRequest, clip_frames
 
 REPO = Path(__file__).resolve().parents[3]

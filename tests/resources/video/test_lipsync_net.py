@@ -14,12 +14,13 @@ import torch
 import yaml
 from PIL import Image
 from support.gpu_env import use_gpu_configs
+from support.record import count_events
 
 from studio.configs.errors import StudioError
 from studio.configs.settings import get_settings
 from studio.resources.media.frames import read_all_frames
 from studio.resources.media.probe import probe
-from studio.resources.runtime.residency import count_events, overlapping_actives, read_residency_log
+from studio.resources.runtime.residency import overlapping_actives, read_residency_log
 from studio.resources.video.wav2lip_net import Wav2Lip, random_wav2lip, read_state_dict, save_wav2lip
 
 pytest.importorskip("mediapipe", reason="the face box comes from mediapipe 0.10.x")
