@@ -41,19 +41,17 @@ def _check_limit() -> Check:
 
 
 def _check_ffmpeg() -> Check:
-    system = shutil.which("ffmpeg")
-    probe = shutil.which("ffprobe")
-    if system and probe:
-        return ("ffmpeg", True, f"{system}, {probe}")
-    try:
-        import imageio_ffmpeg
+    """The ffmpeg and ffprobe every render uses (the media layer's one finder: STUDIO_FFMPEG, PATH, bundled)."""
+    from studio.resources.media.ffmpeg import MissingToolError, ffmpeg_path, ffprobe_path
 
-        exe = imageio_ffmpeg.get_ffmpeg_exe()
-    except Exception:  # noqa: BLE001
-        exe = None
-    if exe and not probe:
-        return ("ffmpeg", False, f"ffmpeg from imageio-ffmpeg ({exe}) but no ffprobe: `apt-get install ffmpeg`")
-    return ("ffmpeg", False, "ffmpeg/ffprobe not found: `apt-get install ffmpeg`")
+    try:
+        exe = ffmpeg_path()
+    except MissingToolError as e:
+        return ("ffmpeg", False, str(e))
+    probe = ffprobe_path()
+    if not probe:
+        return ("ffmpeg", False, f"ffmpeg at {exe} but no ffprobe: `apt-get install ffmpeg` or set STUDIO_FFPROBE")
+    return ("ffmpeg", True, f"{exe}, {probe}")
 
 
 def _check_models() -> Check:

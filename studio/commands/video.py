@@ -1,9 +1,9 @@
 """Video commands: `studio analyze VIDEO`, `studio edit EDIT.yaml`, `studio effects`.
 
-`studio analyze` runs the `analyze-film` flow on the studio's Prefect server (chunked, resumable, one process
-per core); `--local` runs the same analysis in this process without Prefect. `studio edit` renders an edit
-list through the artifact store: each segment is a recipe-addressed artifact, so a rerun after a crash
-re-encodes only the segments that are missing.
+`studio analyze` runs the `analyze-film` flow on the studio's Prefect server, started if it is down (chunked,
+resumable, one process per core; the run's UI link goes to stderr); `--local` runs the same analysis in this
+process without Prefect. `studio edit` renders an edit list through the artifact store: each segment is a
+recipe-addressed artifact, so a rerun after a crash re-encodes only the segments that are missing.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ def analyze(video: Path = typer.Argument(..., help="The film to analyse."),
             detector: str = typer.Option(None, "--detector", help="content | adaptive (default: configs/video.yaml)"),
             chunk_seconds: float = typer.Option(None, "--chunk-seconds", min=5.0, help="Chunk length for long films."),
             no_index: bool = typer.Option(False, "--no-index", help="Do not upsert scenes into film_scenes."),
-            local: bool = typer.Option(False, "--local", help="Analyse in this process, without Prefect.")) -> None:
+            local: bool = typer.Option(False, "--local", help="Analyse in this process, without Prefect."),
+            start_server: bool = typer.Option(True, help="Start the local Prefect server when it is down.")) -> None:
     """Detect cuts (PySceneDetect's) and transitions, analyse each shot (camera, composition, coherence)."""
     from studio.resources.media.probe import require_video
 
@@ -46,15 +47,19 @@ def analyze(video: Path = typer.Argument(..., help="The film to analyse."),
         _print_rows(rows)
         err.print(f"{len(found['cuts'])} cuts, {len(transitions)} transitions (fades, dissolves), {len(rows)} shots")
         return
-    from studio.resources.runtime.prefect_server import require_server
+    from rich.text import Text
 
-    require_server()  # a clear "start the server" message instead of Prefect's traceback (or use --local)
+    from studio.resources.runtime.prefect_server import ensure_server
+
+    st = ensure_server(start_server, say=lambda msg: err.print(Text(msg, style="yellow")))
     from prefect.task_runners import ProcessPoolTaskRunner
 
     from studio.flows.analyze_film import analyze_film, workers
 
     flow = analyze_film.with_options(task_runner=ProcessPoolTaskRunner(max_workers=workers()))
-    result = flow(str(video), str(out) if out else None, detector, chunk_seconds, not no_index)
+    state = flow(str(video), str(out) if out else None, detector, chunk_seconds, not no_index, return_state=True)
+    err.print(f"run {st.ui_url}/runs/flow-run/{state.state_details.flow_run_id}", soft_wrap=True)
+    result = state.result()  # raises the run's error (the CLI prints it, exit 2)
     from studio.resources.runtime.artifacts import ArtifactRef, ArtifactStore
 
     data = ArtifactStore.from_settings().read_json(ArtifactRef(**result["analysis"]))

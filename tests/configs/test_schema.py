@@ -71,3 +71,21 @@ def test_cli_exits_nonzero_on_broken_config_and_writes_nothing(config_copy, tmp_
     assert r.returncode != 0
     assert "models.yaml" in r.stdout + r.stderr and "not valid YAML" in r.stdout + r.stderr
     assert not (home / "artifacts").exists() or not any((home / "artifacts").rglob("*.json"))
+
+
+def test_doctor_checks_the_ffmpeg_renders_use(monkeypatch):
+    """The doctor asks the media layer's one finder, so a wrong STUDIO_FFMPEG is reported, not a PATH ffmpeg."""
+    from studio.resources.media.ffmpeg import ffmpeg_path, ffprobe_path
+    from studio.resources.runtime.doctor import _check_ffmpeg
+
+    assert _check_ffmpeg()[1] is True
+    monkeypatch.setenv("STUDIO_FFMPEG", "/nonexistent/ffmpeg")
+    ffmpeg_path.cache_clear()
+    ffprobe_path.cache_clear()
+    try:
+        name, ok, detail = _check_ffmpeg()
+        assert not ok and "STUDIO_FFMPEG=/nonexistent/ffmpeg does not exist" in detail
+    finally:
+        monkeypatch.delenv("STUDIO_FFMPEG")
+        ffmpeg_path.cache_clear()
+        ffprobe_path.cache_clear()

@@ -97,3 +97,16 @@ def test_cli_analyze_local_and_bad_input(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "studio.cli", "analyze", str(tmp_path / "nope.mp4"), "--local"],
                          env=studio_env(), capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "media file not found" in bad.stderr
+
+
+def test_cli_analyze_runs_the_flow_and_shows_its_link(prefect_server, tmp_path):
+    """`studio analyze` without --local: the analyze-film flow on the studio's server; stderr names the run."""
+    video = cut_video(tmp_path / "film.mp4", [20], 40)
+    r = subprocess.run([sys.executable, "-m", "studio.cli", "analyze", str(video), "--no-index", "--out",
+                        str(tmp_path / "out")], env=studio_env(COLUMNS="80"), capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(r.stdout.strip().splitlines()) == 2  # one row per shot
+    link = next(ln for ln in r.stderr.splitlines() if ln.startswith("run "))
+    assert "/runs/flow-run/" in link and len(link.split("/runs/flow-run/")[1]) == 36  # one unwrapped line
+    assert len(json.loads((tmp_path / "out" / "analysis.json").read_text())["shots"]) == 2
