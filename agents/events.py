@@ -76,7 +76,8 @@ def _target(verb: Any, cast: CastTable, subjects: list[str]) -> tuple[str | None
             return noun_phrase(tok)
         return None
     for c in verb.children:
-        if c.dep_ in ("dobj", "dative", "attr", "nsubjpass") and (t := name(c)):
+        if (c.dep_ in ("dobj", "dative", "attr", "nsubjpass") or (c.dep_ == "ccomp" and c.pos_ == "ADJ")) and \
+                (t := name(c)):
             return t, ""
     preps = [c for c in verb.children if c.dep_ == "prep"]
     preps += [g for c in verb.children if c.dep_ in ("advmod", "prt") for g in c.children if g.dep_ == "prep"]
@@ -106,7 +107,9 @@ def _where(verb: Any, used_prep: str) -> str:
         if obj is None or obj.lemma_.lower() in _WHEN_WORDS or obj.lemma_.lower() in nlp.FORM_NOUNS or obj.like_num \
                 or obj.ent_type_ in ("DATE", "TIME", "CARDINAL", "QUANTITY"):
             continue
-        span = verb.doc[c.left_edge.i:c.right_edge.i + 1]
+        end = next((t.i for t in verb.doc[c.i:c.right_edge.i + 1] if t.pos_ in ("CCONJ", "PUNCT")),
+                   c.right_edge.i + 1)  # "on the beach" of "on the beach and a crab …"
+        span = verb.doc[c.i:end]
         if len(span) <= 6:
             return span.text
         return f"{c.lower_} {noun_phrase(obj) if obj.pos_ == 'PROPN' else 'the ' + noun_phrase(obj)}"
@@ -128,10 +131,26 @@ def _modifier(verb: Any, used_prep: str = "") -> str:
     return _where(verb, used_prep)
 
 
+def _gerund_event(tok: Any, cast: CastTable) -> Event | None:
+    """"Show the bunny eating carrots": the small parser makes "eating" a modifier of "carrots". A gerund right
+    after a character, before its noun, is that character's action on it ("a flying squirrel" is not)."""
+    prev = tok.doc[tok.i - 1] if tok.i else None
+    if tok.tag_ != "VBG" or prev is None or prev.i not in cast.by_token or prev.pos_ == "DET" or \
+            tok.i in cast.by_token or tok.head.i <= tok.i:
+        return None
+    obj = tok.head
+    target = (_ids(obj, cast) or [None])[0] or (noun_phrase(obj) if nlp.is_nounish(obj) else None)
+    return Event(verb=nlp.verb_lemma(tok)[:40], subjects=list(cast.by_token[prev.i]), target=target)
+
+
 def request_events(doc: Any, cast: CastTable, subjects: list[str]) -> list[Event]:
     events: list[Event] = []
     for tok in doc:
-        if tok.pos_ != "VERB" or tok.dep_ in ("aux", "auxpass", "amod"):
+        if tok.pos_ != "VERB" or tok.dep_ in ("aux", "auxpass"):
+            continue
+        if tok.dep_ == "amod":
+            if (event := _gerund_event(tok, cast)) is not None:
+                events.append(event)
             continue
         lemma = nlp.verb_lemma(tok)
         if lemma in nlp.REQUEST_VERBS or lemma in nlp.HELPER_VERBS:

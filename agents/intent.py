@@ -161,9 +161,16 @@ def _used_as_character(tok: Any, cast: CastTable) -> bool:
     return False
 
 
+def _longer_name(tok: Any, cast: CastTable, known: set[str]) -> bool:
+    """A known name inside a longer unknown one: "Bugs Bunny" is not the bunny."""
+    return tok.i in cast.tokens and any(
+        c.dep_ == "compound" and c.i < tok.i and c.i not in cast.tokens and c.pos_ == "PROPN" and
+        c.text[:1].isupper() and c.lower_ not in known for c in tok.children)
+
+
 def unknown_characters(doc: Any, cast: CastTable, registry: PlanRegistry) -> list[str]:
     known = _known_words(registry)
-    found: list[str] = []
+    found: list[str] = [_name_span(t) for t in doc if _longer_name(t, cast, known)]
     for tok in doc:
         if tok.i in cast.tokens or tok.dep_ == "compound" or not tok.text[:1].isupper() or len(tok.text) < 2:
             continue
@@ -194,7 +201,8 @@ def _subjects_things(doc: Any, cast: CastTable) -> tuple[list[str], list[str], l
         if tok.i in cast.tokens or tok.dep_ == "compound" or not nlp.is_nounish(tok):
             continue
         lemma = tok.lemma_.lower()
-        named = any(c.dep_ == "compound" for c in tok.children)  # "a sack race" is a thing, "a race" is not
+        named = any(c.dep_ == "compound" and c.lemma_.lower() not in nlp.FORM_NOUNS and not c.like_num
+                    for c in tok.children)  # "a sack race" is a thing, "a race" or "a 30-second comedy" is not
         if any(c.dep_ == "compound" and c.i in cast.tokens for c in tok.children) and tok.tag_ == "NNS" and \
                 not any(c.dep_ == "det" for c in tok.children):
             continue  # "Frank glides": a verb the tagger read as a plural noun after a name

@@ -70,6 +70,9 @@ def _verb_read_as_noun(doc: Any) -> Any | None:
         if tok.dep_ == "compound" and nxt is not None and nxt.i == tok.head.i and nxt.tag_ == "VBZ" and \
                 prev.pos_ == "PROPN" and tok.lower_ == tok.lemma_.lower():
             return tok  # "Giulia and Alberto race bicycles …": the verb read as a noun, the object as a verb
+        if present and prev.dep_ == "compound" and prev.head.i == tok.i and nxt is not None and \
+                nxt.pos_ in ("DET", "PRON") and nxt.dep_ in ("det", "poss"):
+            return tok  # "a crab pinches his nose": no noun phrase goes on with "his …"
         if prev.pos_ == "CCONJ":
             if present and nxt is not None and nxt.pos_ == "ADP" and any(
                     t.tag_ == "VBZ" for t in doc[tok.sent.start:tok.i]):
@@ -130,7 +133,9 @@ FORM_NOUNS = {"short", "film", "movie", "story", "cartoon", "clip", "animation",
               # abstract nouns of tone and plot: what happens, not what is on screen
               "revenge", "fight", "battle", "escape", "race", "prank", "joke", "love", "laugh", "gag", "heist",
               "quest", "journey", "duel", "rescue", "wonder", "tear", "goodbye", "farewell", "crush", "attempt",
-              "idea", "problem", "surprise", "friendship", "lesson", "trouble", "silence", "motion", "order"}
+              "idea", "problem", "surprise", "friendship", "lesson", "trouble", "silence", "motion", "order",
+              # where in a place, not a thing in it ("in the middle of the road")
+              "middle", "centre", "center", "edge", "side"}
 
 PLACE_NOUNS = {
     "beach", "sea", "ocean", "shore", "harbour", "harbor", "port", "lighthouse", "island", "meadow", "forest",
@@ -186,11 +191,12 @@ def describes_the_medium(tok: Any) -> bool:
 
 
 def is_nounish(tok: Any) -> bool:
-    """A noun, or the head of a noun phrase the small tagger calls an adjective ("drops an acorn")."""
+    """A noun, or the head of a noun phrase the small tagger calls an adjective ("drops an acorn", "steals
+    Frank's acorn")."""
     if tok.pos_ in ("NOUN", "PROPN"):
         return True
-    return tok.pos_ == "ADJ" and tok.dep_ in ("dobj", "pobj", "nsubj", "nsubjpass", "conj", "attr") and \
-        any(c.dep_ == "det" for c in tok.children)
+    return tok.pos_ == "ADJ" and tok.dep_ in ("dobj", "pobj", "nsubj", "nsubjpass", "conj", "attr", "ccomp") and \
+        any(c.dep_ in ("det", "poss") for c in tok.children)  # "steals Frank's acorn": acorn read as ADJ
 
 
 def lexicon_hit(lemmas: set[str], table: dict[str, tuple[str, ...]], default: str | None = None) -> str | None:

@@ -111,6 +111,21 @@ def test_where_the_event_happens_is_kept_and_a_time_is_not_a_target(registry):
     spooky = extract_intent("a spooky short where the rodents hide in a cave at night", registry)
     assert spooky.things == [] and spooky.events[0].verb == "hide" and spooky.tone == "spooky"
     assert extract_intent("the bunny hides from a thunderstorm", registry).events[0].target == "thunderstorm"
+    fall = extract_intent("Alberto falls asleep on the beach and a crab pinches his nose", registry)
+    assert fall.events[0].modifier == "on the beach" and "crab" in fall.things and fall.events[1].verb == "pinch"
+
+
+def test_the_small_taggers_other_misreadings(registry):
+    """A gerund read as its object's modifier, an object read as an adjective, a unit read as a thing."""
+    eat = extract_intent("Show the bunny eating carrots at night", registry)
+    assert [(e.verb, e.subjects, e.target) for e in eat.events] == [("eat", ["bunny"], "carrot")]
+    assert extract_intent("a short of the flying squirrel", registry).events == []  # an alias, not an action
+    steal = extract_intent("a film where Gimera steals Frank's acorn and runs away", registry)
+    assert (steal.events[0].target, steal.things) == ("acorn", ["acorn"])
+    comedy = extract_intent("Make a 30-second comedy where Alberto tries to catch a seagull on the pier", registry)
+    assert comedy.things == ["seagull"] and comedy.target_seconds == 30.0
+    road = extract_intent("a short where Alberto's Vespa breaks down in the middle of the road", registry)
+    assert road.things == ["Vespa"] and road.places == ["road"]
 
 
 def test_tone_time_and_weather(registry):
@@ -133,6 +148,7 @@ def test_tone_time_and_weather(registry):
     # ... or the verb after the unknown name as a plural noun ("Mickey dances" as a noun phrase)
     ("Mickey dances with Luca on the beach", "Mickey"),
     ("Make a short where Mickey dances with Luca", "Mickey"),
+    ("Bugs Bunny races the bunny", "Bugs Bunny"),  # a known name inside an unknown one
 ])
 def test_unknown_character_is_refused_with_the_cast_and_how_to_add_one(registry, request_text, name):
     with pytest.raises(UnknownCharacterError) as e:
