@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_sdxl import REPO, _med, bench_main, bench_parser  # noqa: E402 - the same bootstrap and median
+from gpu_sdxl import REPO, _med, bench_main, bench_parser, switch_times  # noqa: E402 - shared bench helpers
 
 
 def write_configs(ckpt: Path, dest: Path, width: float, dtype: str) -> None:
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> dict:
     )
     from studio.configs.settings import get_settings
     from studio.resources.registry import load_backend
-    from studio.resources.runtime.residency import get_residency, read_residency_log
+    from studio.resources.runtime.residency import get_residency
     from studio.resources.video.wav2lip_net import random_wav2lip, save_wav2lip
 
     res: dict = {
@@ -93,13 +93,7 @@ def run(args: argparse.Namespace) -> dict:
                 res[f"network_fps_{dtype}_b{bs}"] = round(frames / _med(times), 1)
                 if device != "cpu":
                     res[f"peak_vram_gb_{dtype}_b{bs}"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
-        t_mark = time.time()
-        for _ in range(args.switches):
-            with get_residency().use(backend.heavy_model()):
-                pass
-        rows = [r for r in read_residency_log() if r["t"] >= t_mark]
-        res[f"activate_s_{dtype}"] = _med([r["seconds"] for r in rows if r["event"] == "activate"])
-        res[f"park_s_{dtype}"] = _med([r["seconds"] for r in rows if r["event"] == "park"])
+        res[f"activate_s_{dtype}"], res[f"park_s_{dtype}"] = switch_times(backend.heavy_model(), args.switches)
         res.update(sync_end_to_end(backend, work, device) if dtype == "float32" else {})
         get_residency().unload_all()
     res["work_dir"] = str(work)

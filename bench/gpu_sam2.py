@@ -23,13 +23,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from gpu_sdxl import REPO, _med, bench_main, bench_parser
+from gpu_sdxl import REPO, _med, bench_main, bench_parser, switch_times
 from gpu_sdxl import WHEELS as SDXL_WHEELS
+from gpu_sdxl import fetch_wheels as sdxl_fetch_wheels
 
 # transformers' SAM2 arrived in 4.56; the host's may be older, so the bench brings the studio's own.
 WHEELS = [w for w in SDXL_WHEELS if not w.startswith("diffusers")] + [
@@ -49,15 +49,7 @@ SAM2_LARGE = {"vision_config": {"backbone_config": HIERA_LARGE, "backbone_channe
 
 
 def fetch_wheels() -> None:
-    import subprocess
-
-    dest = REPO / ".whl"
-    dest.mkdir(exist_ok=True)
-    platforms = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version",
-                    "3.12", "--implementation", "cp", *[a for p in platforms for a in ("--platform", p)],
-                    "-d", str(dest), *WHEELS], check=True)
-    print(f"wheels in {dest}: {sorted(p.name for p in dest.glob('*.whl'))}")
+    sdxl_fetch_wheels(WHEELS)
 
 
 def _frames(n: int, tiny: bool):
@@ -127,13 +119,7 @@ def run(args: argparse.Namespace) -> dict:
         if device != "cpu":
             res[f"peak_vram_gb_{label}"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
     res["mask_fraction"] = round(float(sum(m.mean() for m in masks) / len(masks)), 4)
-    t_mark = time.time()
-    for _ in range(args.switches):
-        with get_residency().use(backend.heavy_model()):
-            pass  # a task that holds the model; leaving parks it
-    rows = [r for r in read_residency_log() if r["t"] >= t_mark]
-    res["activate_s"] = _med([r["seconds"] for r in rows if r["event"] == "activate"])
-    res["park_s"] = _med([r["seconds"] for r in rows if r["event"] == "park"])
+    res["activate_s"], res["park_s"] = switch_times(backend.heavy_model(), args.switches)
     get_residency().unload_all()
     res["work_dir"] = str(work)
     return res

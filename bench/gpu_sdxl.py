@@ -82,14 +82,40 @@ def _bootstrap_studio() -> None:
         setattr(studio, sub, mod)
 
 
-def fetch_wheels() -> None:
+def fetch_wheels(wheels: list[str] | None = None) -> None:
+    """The wheels the GPU host lacks (`wheels`, default this script's) into the git-ignored .whl/."""
     dest = REPO / ".whl"
     dest.mkdir(exist_ok=True)
     platforms = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]
     subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version",
                     "3.12", "--implementation", "cp", *[a for p in platforms for a in ("--platform", p)],
-                    "-d", str(dest), *WHEELS], check=True)
+                    "-d", str(dest), *(wheels or WHEELS)], check=True)
     print(f"wheels in {dest}: {sorted(p.name for p in dest.glob('*.whl'))}")
+
+
+def switch_times(model, switches: int) -> tuple[float, float]:
+    """(median activate s, median park s) over `switches` tasks that hold `model` (a HeavyModel), from the
+    residency record's own timings."""
+    from studio.resources.runtime.residency import get_residency, read_residency_log
+
+    t_mark = time.time()
+    for _ in range(switches):
+        with get_residency().use(model):
+            pass  # a task that holds the model; leaving parks it
+    rows = [r for r in read_residency_log() if r["t"] >= t_mark]
+    return (_med([r["seconds"] for r in rows if r["event"] == "activate"]),
+            _med([r["seconds"] for r in rows if r["event"] == "park"]))
+
+
+def save_pipeline(pipeline_cls, comps: dict, out: Path, device: str) -> None:
+    """Save the built pipeline as safetensors, then free its weights (and the GPU's cache)."""
+    import torch
+
+    pipeline_cls(**comps).save_pretrained(out, safe_serialization=True)
+    comps.clear()
+    gc.collect()
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
 
 
 def build_random_sdxl(out: Path, device: str, tiny: bool) -> float:
@@ -119,11 +145,7 @@ def build_random_sdxl(out: Path, device: str, tiny: bool) -> float:
         vae.to(torch.float16)
         comps = {"unet": unet, "vae": vae, "text_encoder": te, "text_encoder_2": te2, "tokenizer": tok,
                  "tokenizer_2": tok, "scheduler": EulerDiscreteScheduler(**SCHEDULER)}
-    StableDiffusionXLPipeline(**comps).save_pretrained(out, safe_serialization=True)
-    del comps
-    gc.collect()
-    if device.startswith("cuda"):
-        torch.cuda.empty_cache()
+    save_pipeline(StableDiffusionXLPipeline, comps, out, device)
     return time.perf_counter() - t
 
 
@@ -229,13 +251,7 @@ def run(args: argparse.Namespace) -> dict:
     for park in ("move", "pinned"):
         b = backend_for(park)
         get_residency().unload_all()
-        t_mark = time.time()
-        for _ in range(args.switches + 1):
-            with get_residency().use(b.heavy_model()):
-                pass  # a task that holds the model; leaving parks it
-        rows = [r for r in read_residency_log() if r["t"] >= t_mark]
-        res[f"activate_s_{park}"] = _med([r["seconds"] for r in rows if r["event"] == "activate"])
-        res[f"park_s_{park}"] = _med([r["seconds"] for r in rows if r["event"] == "park"])
+        res[f"activate_s_{park}"], res[f"park_s_{park}"] = switch_times(b.heavy_model(), args.switches + 1)
         if park == "pinned" and device != "cpu":
             meta = b.render(req.model_copy(update={"seed": 99}), work / "pinned.png")  # still renders correctly
             res["pinned_render_ok"] = bool(meta["pipeline_s"] > 0)

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_sdxl import REPO, _med, bench_main, bench_parser, fetch_wheels  # noqa: E402  (bench/ scripts share helpers)
+from gpu_sdxl import REPO, _med, bench_main, bench_parser, fetch_wheels, save_pipeline, switch_times  # noqa: E402
 
 # google/t5-v1_1-xxl (LTX-Video's text_encoder/config.json); the transformer and VAE classes' defaults are
 # LTX-Video 0.9's configs; the scheduler is the model's scheduler/scheduler_config.json.
@@ -68,11 +68,7 @@ def build_random_ltx(out: Path, device: str, tiny: bool) -> float:
         comps = {"transformer": transformer, "vae": vae, "text_encoder": text_encoder,
                  "tokenizer": tiny_t5_tokenizer(REPO / "configs"),  # ids fit T5's 32128-row table
                  "scheduler": FlowMatchEulerDiscreteScheduler(**SCHEDULER)}
-    LTXImageToVideoPipeline(**comps).save_pretrained(out, safe_serialization=True)
-    del comps
-    gc.collect()
-    if device.startswith("cuda"):
-        torch.cuda.empty_cache()
+    save_pipeline(LTXImageToVideoPipeline, comps, out, device)
     return time.perf_counter() - t
 
 
@@ -145,13 +141,7 @@ def run(args: argparse.Namespace) -> dict:
             r.setdefault("attention", meta["attention"])
             r.setdefault("frames", meta["frames"])
         r.update(task_s_per_clip=_med(task_s), pipeline_s_per_clip=_med(pipe_s), peak_vram_gb=max(peaks))
-        t_mark = time.time()
-        for _ in range(args.switches + 1):
-            with get_residency().use(backend.heavy_model()):
-                pass  # a task that holds the model; leaving parks it
-        rows = [x for x in read_residency_log() if x["t"] >= t_mark]
-        r["activate_s"] = _med([x["seconds"] for x in rows if x["event"] == "activate"])
-        r["park_s"] = _med([x["seconds"] for x in rows if x["event"] == "park"])
+        r["activate_s"], r["park_s"] = switch_times(backend.heavy_model(), args.switches + 1)
         get_residency().unload_all()
         gc.collect()
         if device != "cpu":
