@@ -106,11 +106,17 @@ def cues_from_voice_timing(timing: dict, offset: float = 0.0, min_len: float = 0
     """Subtitle cues from a voice line's timing sidecar (`sentences` with start/end/text, as the voice stage
     writes them): on the preview profile this — not fake lip sync — is what ties text to speech.
     Each cue lasts at least `min_len` seconds so short sentences stay readable."""
-    cues = []
+    cues: list[SubtitleCue] = []
     for s in timing.get("sentences", []):
-        if s.get("text", "").strip() and s["end"] > s["start"]:
-            cues.append(SubtitleCue(start=offset + s["start"], end=offset + max(s["end"], s["start"] + min_len),
-                                    text=s["text"].strip()))
+        text = s.get("text", "").strip()
+        if not text or s["end"] <= s["start"]:
+            continue
+        if cues and text[:1].islower():  # "Almost... got it!": the voice pauses, the subtitle reads on
+            cues[-1].text = f"{cues[-1].text} {text}"
+            cues[-1].end = offset + max(s["end"], cues[-1].start - offset + min_len)
+            continue
+        cues.append(SubtitleCue(start=offset + s["start"], end=offset + max(s["end"], s["start"] + min_len),
+                                text=text))
     for a, b in zip(cues, cues[1:], strict=False):  # never overlap the next sentence
         a.end = min(a.end, b.start) if b.start > a.start else a.end
     return cues

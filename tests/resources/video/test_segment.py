@@ -350,6 +350,10 @@ def test_voice_timing_drives_subtitle_cues_and_burned_subtitles_change_pixels(tm
     cues = cues_from_voice_timing(timing, offset=0.5)
     assert [(c.start, c.end, c.text) for c in cues] == [(0.56, 1.672, "I want to see the sea."),
                                                         (1.892, 2.692, "Can we go?")]
+    # a pause inside a sentence ("Almost... got it!") is one subtitle, not two
+    paused = cues_from_voice_timing({"sentences": [{"text": "Almost...", "start": 0.0, "end": 0.6},
+                                                   {"text": "got it!", "start": 0.8, "end": 1.4}]})
+    assert [(c.start, c.end, c.text) for c in paused] == [(0.0, 1.4, "Almost... got it!")]
     seg = render_segment_file(SegmentSpec(image=solid_png(tmp_path / "g.png", (90, 90, 90)), duration=3.0),
                               tmp_path / "s.mp4", FMT)
     srt = write_srt(cues, tmp_path / "in.srt")
