@@ -47,8 +47,9 @@ def parse(text: str) -> Any:
     return doc
 
 
-def _verb_lemmas() -> Any:
-    return pipeline().get_pipe("lemmatizer").lookups.get_table("lemma_index")["verb"]
+def _lemmas(pos: str) -> Any:
+    """The English pipeline's known lemmas of a part of speech ("verb", "adj", "noun"): its lemmatiser's index."""
+    return pipeline().get_pipe("lemmatizer").lookups.get_table("lemma_index")[pos]
 
 
 def _verb_read_as_noun(doc: Any) -> Any | None:
@@ -57,7 +58,7 @@ def _verb_read_as_noun(doc: Any) -> Any | None:
     Alberto") or, after "X and Y", a plural one ("Mickey and Luca dance …", "… race bicycles", where the object
     became the verb); after "and", a second present-tense verb of a sentence that has one, followed by a
     preposition ("… and lands in the mud")."""
-    verbs = _verb_lemmas()
+    verbs = _lemmas("verb")
     for tok in doc:
         if tok.pos_ != "NOUN" or tok.i == 0 or tok.lemma_.lower() not in verbs or \
                 any(c.dep_ in ("det", "poss") for c in tok.children):
@@ -185,8 +186,7 @@ ALL_WORDS = ("all the characters", "all characters", "every character", "everyon
 def describes_the_medium(tok: Any) -> bool:
     """An adjective of the short that the tagger read as a noun, with the medium as its modifier: "a spooky short"
     → the noun "spooky" with the adjective "short". Not a thing to show."""
-    adjectives = pipeline().get_pipe("lemmatizer").lookups.get_table("lemma_index")["adj"]
-    return tok.lower_ in adjectives and any(c.lower_ in MEDIUM_NOUNS and c.dep_ in ("amod", "compound")
+    return tok.lower_ in _lemmas("adj") and any(c.lower_ in MEDIUM_NOUNS and c.dep_ in ("amod", "compound")
                                             for c in tok.children)
 
 

@@ -77,17 +77,14 @@ def pick_footage(recipe: Recipe, shot: Shot) -> ArtifactRef:
 
 def footage_frame(pick_ref: ArtifactRef) -> ArtifactRef:
     """A still of the picked window (for the storyboard sheet and the judge)."""
-    from PIL import Image
-
-    from studio.resources.media.frames import read_frame
+    from studio.resources.media.frames import write_frame_png
 
     store = ArtifactStore.from_settings()
     recipe = Recipe(stage=FOOTAGE_FRAME_STAGE, backend="ffmpeg", inputs=[pick_ref.sha256], params={"at": "mid"})
 
     def write(out: Path) -> None:
         pick = store.read_json(pick_ref)
-        rgb = read_frame(pick["video"], (pick["start"] + pick["end"]) / 2, width=854)
-        Image.fromarray(rgb).save(out, format="PNG", optimize=False)
+        write_frame_png(pick["video"], (pick["start"] + pick["end"]) / 2, out)
 
     return store.lookup_or_make(recipe, ".png", "image/png", write)
 

@@ -304,15 +304,13 @@ SEGMENT_STILL_STAGE = "segment_still"
 
 def segment_still(store: ArtifactStore, segment: ArtifactRef, at_s: float) -> ArtifactRef:
     """A frame of a rendered segment at `at_s` seconds as a PNG artifact (recipe: the segment's bytes + time)."""
-    from PIL import Image
-
-    from studio.resources.media.frames import read_frame
+    from studio.resources.media.frames import write_frame_png
 
     recipe = Recipe(stage=SEGMENT_STILL_STAGE, backend="ffmpeg", inputs=[segment.sha256],
                     params={"at": round(at_s, 3)})
 
     def write(out: Path) -> None:
-        Image.fromarray(read_frame(store.local_path(segment), at_s, width=854)).save(out, format="PNG")
+        write_frame_png(store.local_path(segment), at_s, out)
 
     return store.lookup_or_make(recipe, ".png", "image/png", write)
 

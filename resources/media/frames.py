@@ -56,6 +56,13 @@ def read_frame(path: Path | str, t: float, width: int | None = None) -> np.ndarr
     raise MediaError(f"no frame at {t:.3f} s in {path}")
 
 
+def write_frame_png(video: Path | str, t: float, out: Path | str, width: int | None = 854) -> None:
+    """The frame at `t` seconds of `video` as a PNG at `out` (a still for sheets and judges)."""
+    from PIL import Image
+
+    Image.fromarray(read_frame(video, t, width=width)).save(out, format="PNG", optimize=False)
+
+
 def read_all_frames(path: Path | str, width: int | None = None, gray: bool = False) -> np.ndarray:
     frames = list(iter_frames(path, width=width, gray=gray))
     if not frames:
